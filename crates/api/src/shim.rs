@@ -1,0 +1,215 @@
+//! The protocol between `arcad` and `arca-shim`.
+//!
+//! ## Lifecycle
+//! 1. arcad spawns `arca-shim` with stdin and stdout as pipes and writes one [`ShimConfig`]
+//!    as JSON to its stdin, then closes it.
+//! 2. The shim calls `setsid()` (it must outlive arcad), mounts the overlay rootfs, writes the
+//!    OCI bundle, creates the container (its init blocks before exec), binds
+//!    [`ShimConfig::socket`], and writes exactly one [`Ready`] JSON line to stdout, then
+//!    closes stdout. On failure it writes a `Ready` with `error` set, cleans up and exits.
+//! 3. Clients connect to the socket; each connection sends one [`Request`] as a JSON line and
+//!    reads one [`Reply`] JSON line. After `Reply::Ok` to [`Request::Attach`] the connection
+//!    carries the stream (see below).
+//! 4. When the container's init exits the shim drains its output, writes [`ExitStatus`] to
+//!    [`ShimConfig::exit_file`] atomically, answers every `Wait`, closes every attach stream,
+//!    unmounts the rootfs, deletes the runtime state, removes its socket and exits.
+//!
+//! ## Attach streams
+//! Shim → client: without a TTY, Docker stdcopy frames (see [`crate::stdcopy`]) for stdout
+//! and stderr; with a TTY, raw bytes. Client → shim: raw stdin bytes; a half-close (EOF)
+//! closes the container's stdin if [`ProcessConfig::stdin_once`] is set.
+//!
+//! Every persisted or exchanged structure carries [`PROTOCOL_VERSION`].
+
+use std::path::PathBuf;
+
+use serde::{Deserialize, Serialize};
+
+pub const PROTOCOL_VERSION: u32 = 1;
+
+/// Everything the shim needs to run one container. Paths are absolute on the host.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+pub struct ShimConfig {
+    pub version: u32,
+    /// The container ID (64 hex).
+    pub id: String,
+    /// Directory the shim owns for this container: it writes `config.json` there and mounts
+    /// the rootfs at `<bundle>/rootfs`. Created by arcad.
+    pub bundle: PathBuf,
+    /// libcontainer's state root (the container's state lives in `<state_root>/<id>/`).
+    pub state_root: PathBuf,
+    /// The unix socket the shim listens on.
+    pub socket: PathBuf,
+    /// Where the shim writes [`ExitStatus`] (write to a temp file, then rename).
+    pub exit_file: PathBuf,
+    /// Docker json-file log the shim appends to: one JSON object per line,
+    /// `{"log":"…\n","stream":"stdout","time":"<RFC 3339 nanos>"}`.
+    pub log_path: PathBuf,
+    /// File the shim's own diagnostics go to.
+    pub shim_log: PathBuf,
+    pub rootfs: RootfsConfig,
+    pub process: ProcessConfig,
+    pub hostname: String,
+    /// Extra bind mounts (e.g. `/etc/hosts`), applied after the default mounts.
+    pub mounts: Vec<MountConfig>,
+    pub resources: ResourcesConfig,
+    /// cgroup path relative to each hierarchy root, e.g. `/arca/<id>`.
+    pub cgroup_path: String,
+    pub network: NetworkConfig,
+    pub security: SecurityConfig,
+}
+
+/// An overlay root filesystem.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+pub struct RootfsConfig {
+    /// Layer directories, **topmost first** (overlayfs `lowerdir` order).
+    pub lower: Vec<PathBuf>,
+    /// The container's writable layer (`upperdir`), created by arcad.
+    pub upper: PathBuf,
+    /// overlayfs `workdir`, same filesystem as `upper`, created by arcad.
+    pub work: PathBuf,
+    pub readonly: bool,
+}
+
+#[derive(Debug, Clone, Serialize, Deserialize)]
+pub struct ProcessConfig {
+    /// argv; `args[0]` is looked up in the container's `PATH` if it has no slash.
+    pub args: Vec<String>,
+    /// `KEY=value` entries, final (arcad has merged image and user environment).
+    pub env: Vec<String>,
+    /// Working directory inside the container; created if missing.
+    pub cwd: String,
+    /// Docker's `--user`: `""` (root), `name`, `uid`, `name:group`, `uid:gid`; resolved by
+    /// the shim against the container's `/etc/passwd` and `/etc/group`.
+    pub user: String,
+    pub tty: bool,
+    /// Give the container a stdin pipe (Docker's `OpenStdin`); otherwise stdin is `/dev/null`.
+    pub open_stdin: bool,
+    /// Close the container's stdin when the first attached client's stdin ends.
+    pub stdin_once: bool,
+    /// Initial terminal size `[rows, cols]`, if a TTY is used.
+    pub console_size: Option<[u16; 2]>,
+}
+
+#[derive(Debug, Clone, Serialize, Deserialize)]
+pub struct MountConfig {
+    pub source: PathBuf,
+    pub destination: String,
+    pub readonly: bool,
+}
+
+/// Limits; `None` means unlimited / inherited.
+#[derive(Debug, Clone, Default, Serialize, Deserialize)]
+pub struct ResourcesConfig {
+    /// Bytes.
+    pub memory: Option<i64>,
+    /// Bytes of memory + swap; `-1` unlimited.
+    pub memory_swap: Option<i64>,
+    /// CPU quota in billionths of a CPU (Docker's `NanoCpus`; `--cpus 1.5` = 1.5e9).
+    pub nano_cpus: Option<i64>,
+    pub cpu_shares: Option<u64>,
+    pub pids_limit: Option<i64>,
+}
+
+#[derive(Debug, Clone, Serialize, Deserialize)]
+#[serde(tag = "mode", rename_all = "lowercase")]
+pub enum NetworkConfig {
+    /// A new network namespace with only loopback (`--network none`).
+    None,
+    /// The host's network namespace.
+    Host,
+    /// Join an existing network namespace (a bind-mounted nsfs file).
+    Path { path: PathBuf },
+}
+
+#[derive(Debug, Clone, Serialize, Deserialize)]
+pub struct SecurityConfig {
+    /// Capabilities, as `CAP_*` names. Docker's default set unless the user changed it.
+    pub capabilities: Vec<String>,
+    pub no_new_privileges: bool,
+    /// Apply Docker's default seccomp profile (false = unconfined).
+    pub seccomp: bool,
+    pub privileged: bool,
+}
+
+/// The shim's one line on stdout once the container is created (or failed to be).
+#[derive(Debug, Clone, Serialize, Deserialize)]
+pub struct Ready {
+    pub version: u32,
+    /// PID of the shim itself.
+    pub shim_pid: i32,
+    /// PID of the container's init (in the host PID namespace), when created.
+    pub pid: Option<i32>,
+    /// Why creation failed; set when `pid` is `None`.
+    pub error: Option<String>,
+    /// `126` (cannot invoke) or `127` (not found) when the error is about the command,
+    /// as Docker reports them.
+    pub exit_code: Option<i32>,
+}
+
+/// One request per connection, as a JSON line.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+#[serde(tag = "op", rename_all = "lowercase")]
+pub enum Request {
+    /// Let the created container run its process. Reply: `Ok { pid }`.
+    Start,
+    /// Stream output (and optionally take stdin) until the container exits.
+    Attach {
+        stdin: bool,
+        stdout: bool,
+        stderr: bool,
+    },
+    /// Send a signal (number) to the container's init. Reply: `Ok`.
+    Kill { signal: i32 },
+    /// Reply `Exited` when the container exits (at once if it already has).
+    Wait,
+    /// Set the TTY size. Reply: `Ok`.
+    Resize { rows: u16, cols: u16 },
+}
+
+#[derive(Debug, Clone, Serialize, Deserialize)]
+#[serde(tag = "reply", rename_all = "lowercase")]
+pub enum Reply {
+    Ok { pid: Option<i32> },
+    Error { message: String },
+    Exited(ExitStatus),
+}
+
+/// How the container ended; also the content of [`ShimConfig::exit_file`].
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct ExitStatus {
+    pub version: u32,
+    /// Docker's exit code: the status, or 128 + signal.
+    pub exit_code: i32,
+    /// RFC 3339 with nanoseconds.
+    pub finished_at: String,
+    pub oom_killed: bool,
+    /// An engine-side error (empty when the process just exited).
+    pub error: String,
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn requests_are_tagged_json_lines() {
+        let j = serde_json::to_string(&Request::Kill { signal: 15 }).expect("json");
+        assert_eq!(j, r#"{"op":"kill","signal":15}"#);
+        let r: Request = serde_json::from_str(r#"{"op":"start"}"#).expect("parse");
+        assert!(matches!(r, Request::Start));
+    }
+
+    #[test]
+    fn exited_reply_flattens_status() {
+        let r = Reply::Exited(ExitStatus {
+            version: PROTOCOL_VERSION,
+            exit_code: 3,
+            finished_at: "t".into(),
+            oom_killed: false,
+            error: String::new(),
+        });
+        let j = serde_json::to_string(&r).expect("json");
+        assert!(j.contains(r#""reply":"exited""#) && j.contains(r#""exit_code":3"#));
+    }
+}

@@ -1,0 +1,19 @@
+//! The kinds of failure the API distinguishes. The daemon maps a kind to an HTTP status in
+//! exactly one place; every library error exposes its kind.
+
+/// What went wrong, as a client needs to know it.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum ErrorKind {
+    /// The named object does not exist (404).
+    NotFound,
+    /// The request conflicts with the object's state or name (409).
+    Conflict,
+    /// The request is malformed or names an impossible value (400).
+    InvalidArgument,
+    /// Nothing to do: already started or stopped (304).
+    NotModified,
+    /// A dependency is not ready or reachable (503).
+    Unavailable,
+    /// A bug or a host failure (500).
+    Internal,
+}

@@ -1,0 +1,14 @@
+//! arca's vocabulary: identifiers, digests, image references, lifecycle states and the
+//! error kinds every layer maps its errors to. No I/O lives here.
+
+mod digest;
+mod error;
+mod id;
+mod reference;
+mod state;
+
+pub use digest::{Digest, DigestError};
+pub use error::ErrorKind;
+pub use id::{ContainerId, IdError, random_hex};
+pub use reference::{Reference, ReferenceError};
+pub use state::{ContainerStatus, TransitionError};
