@@ -1,1 +1,173 @@
-//! placeholder
+//! arca's image store: content-addressed blobs, unpacked layer snapshots, image records and
+//! references, on local disk under one root directory. Synchronous: the daemon calls it from
+//! blocking tasks and shares one [`Store`] (`Send + Sync`) behind an `Arc`.
+//!
+//! Layout under the root:
+//!
+//! ```text
+//! content/blobs/sha256/<hex>  blobs (layer tars as received, configs), verified before visible
+//! content/tmp/                blobs being written
+//! snapshots/<diff-id-hex>/fs  one unpacked layer, shared by every image that has it
+//! snapshots/<hex>/size        its unpacked size in bytes
+//! snapshots/tmp-*             layers being unpacked or deleted
+//! images/<config-hex>.json    image records (versioned); an image exists iff its record does
+//! refs.json                   reference → image ID (versioned)
+//! tmp/                        scratch space for `load`
+//! ```
+//!
+//! Crash safety: every file is published by rename after fsync (snapshots after `syncfs`),
+//! a record only after its blobs and snapshots, refs only after their records. Leftover
+//! temporaries are deleted by [`Store::open`]. Blobs and snapshots orphaned by a crash stay
+//! on disk (harmless; reused by a later load of the same content).
+//!
+//! Concurrency: the reference table sits behind a mutex held only for in-memory updates plus
+//! the small record and `refs.json` writes. Loads hold a shared "gc" lock for their whole
+//! run; deleting an image's content needs it exclusively and is skipped (content left for a
+//! later removal) when a load is in flight.
+//!
+//! Untrusted layers are unpacked by [`unpack`], which never writes outside the snapshot.
+
+mod catalog;
+mod changes;
+mod compress;
+mod content;
+mod create;
+mod error;
+mod hello;
+mod image;
+mod import;
+mod layout;
+mod load;
+mod record;
+mod remove;
+mod snapshot;
+mod sys;
+pub mod unpack;
+
+#[cfg(test)]
+mod testutil;
+
+use std::collections::BTreeMap;
+use std::path::{Path, PathBuf};
+use std::sync::{Mutex, MutexGuard, RwLock, RwLockReadGuard};
+
+use arca_model::Digest;
+
+pub use error::StoreError;
+pub use hello::{HELLO_MESSAGE, HelloError};
+pub use image::{Image, Layer, LayerBlob, RemoveItem};
+pub use unpack::{Limits, UnpackError};
+
+use layout::Layout;
+use record::{RefsFile, VERSION, read_versioned, write_json};
+
+/// The image store. See the crate documentation for its contract.
+#[derive(Debug)]
+pub struct Store {
+    layout: Layout,
+    /// Full reference key → image ID; mirrors `refs.json`.
+    refs: Mutex<BTreeMap<String, Digest>>,
+    /// Shared by operations that create content, exclusive for deleting it.
+    gc: RwLock<()>,
+    limits: Limits,
+}
+
+impl Store {
+    /// Opens (creating if needed) the store at `root`, cleans up after a crash and makes sure
+    /// the built-in `hello-world` image exists.
+    pub fn open(root: &Path) -> Result<Store, StoreError> {
+        Self::open_with_limits(root, Limits::default())
+    }
+
+    /// [`Store::open`] with custom decompression-bomb limits (tests use small ones).
+    pub fn open_with_limits(root: &Path, limits: Limits) -> Result<Store, StoreError> {
+        let layout = Layout::new(root);
+        layout.prepare()?;
+        let refs = read_versioned::<RefsFile>(&layout.refs())?
+            .unwrap_or_default()
+            .refs;
+        let store = Store {
+            layout,
+            refs: Mutex::new(refs),
+            gc: RwLock::new(()),
+            limits,
+        };
+        store.drop_dangling_refs()?;
+        store.seed_hello()?;
+        Ok(store)
+    }
+
+    pub fn root(&self) -> &Path {
+        self.layout.root()
+    }
+
+    pub fn limits(&self) -> Limits {
+        self.limits
+    }
+
+    /// The snapshot directories of `image`'s layers, topmost first (overlayfs `lowerdir`
+    /// order).
+    pub fn layer_dirs(&self, image: &Image) -> Vec<PathBuf> {
+        image
+            .layers
+            .iter()
+            .rev()
+            .map(|l| self.snapshot_dir(&l.diff_id))
+            .collect()
+    }
+
+    fn lock_refs(&self) -> MutexGuard<'_, BTreeMap<String, Digest>> {
+        // A panic while holding the lock cannot leave the map half-updated: it is only ever
+        // replaced whole, after `refs.json` was written.
+        self.refs.lock().unwrap_or_else(|e| e.into_inner())
+    }
+
+    fn gc_shared(&self) -> RwLockReadGuard<'_, ()> {
+        self.gc.read().unwrap_or_else(|e| e.into_inner())
+    }
+
+    /// Persists `new` as the reference table, then makes it the in-memory one.
+    fn store_refs(
+        &self,
+        current: &mut BTreeMap<String, Digest>,
+        new: BTreeMap<String, Digest>,
+    ) -> Result<(), StoreError> {
+        if *current == new {
+            return Ok(());
+        }
+        write_json(
+            &self.layout.refs(),
+            &RefsFile {
+                version: VERSION,
+                refs: new.clone(),
+            },
+        )?;
+        *current = new;
+        Ok(())
+    }
+
+    /// Removes references to images whose record is missing (a crash during removal).
+    fn drop_dangling_refs(&self) -> Result<(), StoreError> {
+        let mut refs = self.lock_refs();
+        let mut kept = refs.clone();
+        kept.retain(|key, id| {
+            let keep = self.layout.record(id).exists();
+            if !keep {
+                tracing::warn!(reference = %key, %id, "dropping reference to a missing image");
+            }
+            keep
+        });
+        self.store_refs(&mut refs, kept)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn store_is_send_and_sync() {
+        fn check<T: Send + Sync>() {}
+        check::<Store>();
+    }
+}
