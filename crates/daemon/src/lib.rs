@@ -1,1 +1,148 @@
-//! placeholder
+#![recursion_limit = "256"]
+//! `arcad`: the daemon. Owns images and containers and serves the Docker Engine API on a
+//! unix socket. It never forks containers itself: each container gets an `arca-shim`
+//! process (see `arca_api::shim`), which outlives arcad, so containers keep running across
+//! daemon restarts and crashes; on start arcad finds them again.
+
+pub mod api;
+pub mod cgroups;
+pub mod containers;
+pub mod error;
+pub mod paths;
+pub mod query;
+pub mod shim;
+
+use std::os::unix::fs::PermissionsExt;
+use std::path::PathBuf;
+use std::sync::Arc;
+use std::time::Duration;
+
+use tokio::net::UnixListener;
+
+pub use paths::Paths;
+
+#[derive(Debug, thiserror::Error)]
+pub enum DaemonError {
+    #[error("unsupported --host {0:?}: only unix:///path is supported")]
+    Host(String),
+    #[error("another arcad is already serving {0}")]
+    AlreadyRunning(PathBuf),
+    #[error("cannot prepare {path}")]
+    Prepare {
+        path: PathBuf,
+        #[source]
+        source: std::io::Error,
+    },
+    #[error("cannot open the image store")]
+    Store(#[from] arca_store::StoreError),
+    #[error("cannot listen on {path}")]
+    Listen {
+        path: PathBuf,
+        #[source]
+        source: std::io::Error,
+    },
+    #[error("server failed")]
+    Serve(#[source] std::io::Error),
+}
+
+#[derive(Debug, Clone)]
+pub struct DaemonConfig {
+    /// `unix:///run/arca/arca.sock`.
+    pub host: String,
+    pub root: PathBuf,
+    pub exec_root: PathBuf,
+    pub shim_bin: PathBuf,
+    /// Parent cgroup of every container (default `/arca`).
+    pub cgroup_parent: String,
+}
+
+/// Runs the daemon until SIGTERM or SIGINT.
+pub async fn run(config: DaemonConfig) -> Result<(), DaemonError> {
+    let socket = PathBuf::from(
+        config
+            .host
+            .strip_prefix("unix://")
+            .ok_or_else(|| DaemonError::Host(config.host.clone()))?,
+    );
+    let prep = |path: &std::path::Path| {
+        std::fs::create_dir_all(path).map_err(|source| DaemonError::Prepare {
+            path: path.to_owned(),
+            source,
+        })
+    };
+    prep(&config.root)?;
+    prep(&config.exec_root)?;
+    if let Some(dir) = socket.parent() {
+        prep(dir)?;
+    }
+    if std::os::unix::net::UnixStream::connect(&socket).is_ok() {
+        return Err(DaemonError::AlreadyRunning(socket));
+    }
+    let _ = std::fs::remove_file(&socket);
+
+    let paths = Paths {
+        root: config.root.clone(),
+        exec_root: config.exec_root.clone(),
+        shim_bin: config.shim_bin.clone(),
+        cgroup_parent: config.cgroup_parent.clone(),
+    };
+    let root = config.root.clone();
+    let store = tokio::task::spawn_blocking(move || arca_store::Store::open(&root))
+        .await
+        .map_err(|e| DaemonError::Serve(std::io::Error::other(e)))??;
+    let containers = containers::Containers::new(Arc::new(store), paths.clone());
+    let n = containers
+        .recover()
+        .await
+        .map_err(|source| DaemonError::Prepare {
+            path: paths.containers_dir(),
+            source,
+        })?;
+    tracing::info!(containers = n, "state recovered");
+
+    let listener = UnixListener::bind(&socket).map_err(|source| DaemonError::Listen {
+        path: socket.clone(),
+        source,
+    })?;
+    let _ = std::fs::set_permissions(&socket, std::fs::Permissions::from_mode(0o660));
+    let _ = paths::write_atomic(&paths.pid_file(), std::process::id().to_string().as_bytes(), false);
+
+    let state = api::AppState::new(containers, &config.root);
+    let service = api::app(state);
+    tracing::info!(socket = %socket.display(), "arcad listening");
+    let (stop_tx, stop_rx) = tokio::sync::oneshot::channel::<()>();
+    let server = tokio::spawn(async move {
+        axum::serve(listener, axum::ServiceExt::<axum::extract::Request>::into_make_service(service))
+            .with_graceful_shutdown(async {
+                let _ = stop_rx.await;
+            })
+            .await
+    });
+    shutdown_signal().await;
+    tracing::info!("shutting down; containers keep running");
+    let _ = stop_tx.send(());
+    // Long-lived requests (wait, logs -f) would hold a graceful shutdown forever.
+    match tokio::time::timeout(Duration::from_secs(2), server).await {
+        Ok(Ok(Err(e))) => return Err(DaemonError::Serve(e)),
+        _ => {}
+    }
+    let _ = std::fs::remove_file(&socket);
+    let _ = std::fs::remove_file(paths.pid_file());
+    Ok(())
+}
+
+async fn shutdown_signal() {
+    use tokio::signal::unix::{SignalKind, signal};
+    let mut term = match signal(SignalKind::terminate()) {
+        Ok(s) => s,
+        Err(_) => return std::future::pending().await,
+    };
+    let mut int = match signal(SignalKind::interrupt()) {
+        Ok(s) => s,
+        Err(_) => return std::future::pending().await,
+    };
+    tokio::select! {
+        _ = term.recv() => {}
+        _ = int.recv() => {}
+    }
+}

@@ -1,0 +1,243 @@
+//! Image endpoints. The store is synchronous; every call runs on the blocking pool.
+
+use std::io::Read;
+
+use arca_model::Reference;
+use arca_store::{Image, RemoveItem, Store};
+use axum::body::Body;
+use axum::extract::{Path, State};
+use axum::http::{HeaderValue, StatusCode, header};
+use axum::response::{IntoResponse, Response};
+use futures_util::TryStreamExt;
+use serde_json::{Value, json};
+
+use super::AppState;
+use crate::error::{ApiError, ApiResult};
+use crate::query::Q;
+
+async fn blocking<T: Send + 'static>(f: impl FnOnce() -> ApiResult<T> + Send + 'static) -> ApiResult<T> {
+    tokio::task::spawn_blocking(f)
+        .await
+        .map_err(|e| ApiError::internal(format!("image task failed: {e}")))?
+}
+
+fn json_ok(v: &Value) -> Response {
+    let mut r = (StatusCode::OK, v.to_string()).into_response();
+    r.headers_mut()
+        .insert(header::CONTENT_TYPE, HeaderValue::from_static("application/json"));
+    r
+}
+
+fn ndjson(status: StatusCode, lines: &[Value]) -> Response {
+    let mut body = String::new();
+    for l in lines {
+        body.push_str(&l.to_string());
+        body.push('\n');
+    }
+    let mut r = (status, body).into_response();
+    r.headers_mut()
+        .insert(header::CONTENT_TYPE, HeaderValue::from_static("application/json"));
+    r
+}
+
+fn created_unix(img: &Image) -> i64 {
+    chrono::DateTime::parse_from_rfc3339(&img.created)
+        .map(|d| d.timestamp())
+        .unwrap_or(0)
+}
+
+fn summary(img: &Image, containers: i64) -> Value {
+    json!({
+        "Id": img.id.to_string(),
+        "ParentId": "",
+        "RepoTags": img.repo_tags,
+        "RepoDigests": img.repo_digests,
+        "Created": created_unix(img),
+        "Size": img.size,
+        "SharedSize": -1,
+        "VirtualSize": img.size,
+        "Labels": img.config.pointer("/config/Labels").cloned().filter(|v| !v.is_null()).unwrap_or(json!({})),
+        "Containers": containers,
+    })
+}
+
+fn inspect_json(img: &Image) -> Value {
+    let c = &img.config;
+    let config = c.get("config").cloned().unwrap_or(json!({}));
+    json!({
+        "Id": img.id.to_string(),
+        "RepoTags": img.repo_tags,
+        "RepoDigests": img.repo_digests,
+        "Parent": "",
+        "Comment": c.get("comment").cloned().unwrap_or(json!("")),
+        "Created": img.created,
+        // Compose v1 reads ContainerConfig on recreate; Docker dropped it in API 1.45.
+        "Container": "",
+        "ContainerConfig": {"Volumes": config.get("Volumes").cloned().unwrap_or(Value::Null)},
+        "DockerVersion": "",
+        "Author": c.get("author").cloned().unwrap_or(json!("")),
+        "Config": config,
+        "Architecture": c.get("architecture").cloned().unwrap_or(json!("amd64")),
+        "Variant": c.get("variant").cloned(),
+        "Os": c.get("os").cloned().unwrap_or(json!("linux")),
+        "Size": img.size,
+        "VirtualSize": img.size,
+        "GraphDriver": {"Name": "overlay2", "Data": null},
+        "RootFS": {"Type": "layers", "Layers": img.layers.iter().map(|l| l.diff_id.to_string()).collect::<Vec<_>>()},
+        "Metadata": {"LastTagTime": "0001-01-01T00:00:00Z"},
+    })
+}
+
+pub async fn list(State(st): State<AppState>, q: Q) -> ApiResult<Response> {
+    let store = st.store.clone();
+    let images = blocking(move || store.list().map_err(ApiError::from)).await?;
+    let dangling_only = q.get("filters").is_some_and(|f| f.contains("\"dangling\"") && f.contains("true"));
+    let all_containers: Vec<_> = st.containers.all().iter().map(|c| c.snapshot().image_id).collect();
+    let out: Vec<Value> = images
+        .iter()
+        .filter(|i| !dangling_only || i.repo_tags.is_empty())
+        .map(|i| summary(i, all_containers.iter().filter(|c| *c == &i.id).count() as i64))
+        .collect();
+    Ok(json_ok(&Value::Array(out)))
+}
+
+fn split_suffix<'a>(rest: &'a str, suffix: &str) -> Option<&'a str> {
+    rest.strip_suffix(suffix).filter(|n| !n.is_empty())
+}
+
+pub async fn get_by_name(State(st): State<AppState>, Path(rest): Path<String>) -> ApiResult<Response> {
+    let Some(name) = split_suffix(&rest, "/json") else {
+        return Err(ApiError::not_found("page not found"));
+    };
+    let store = st.store.clone();
+    let name = name.to_owned();
+    let img = blocking(move || store.get(&name).map_err(ApiError::from)).await?;
+    Ok(json_ok(&inspect_json(&img)))
+}
+
+pub async fn post_by_name(State(st): State<AppState>, Path(rest): Path<String>, q: Q) -> ApiResult<Response> {
+    if let Some(name) = split_suffix(&rest, "/tag") {
+        let repo = q.get("repo").unwrap_or("").to_owned();
+        let tag = q.get("tag").filter(|t| !t.is_empty()).unwrap_or("latest").to_owned();
+        let reference = if repo.contains('@') {
+            return Err(ApiError::invalid("refusing to create a tag with a digest reference"));
+        } else {
+            Reference::with_tag(&repo, &tag).map_err(|e| ApiError::invalid(e.to_string()))?
+        };
+        let store = st.store.clone();
+        let name = name.to_owned();
+        blocking(move || {
+            let img = store.get(&name)?;
+            store.tag(&img.id, &reference)?;
+            Ok(())
+        })
+        .await?;
+        return Ok(StatusCode::CREATED.into_response());
+    }
+    if split_suffix(&rest, "/push").is_some() {
+        return Err(ApiError::new(
+            arca_model::ErrorKind::Unavailable,
+            "pushing to registries is not supported by this arcad yet",
+        ));
+    }
+    Err(ApiError::not_found("page not found"))
+}
+
+pub async fn remove(State(st): State<AppState>, Path(rest): Path<String>, q: Q) -> ApiResult<Response> {
+    let force = q.bool("force", false);
+    let store = st.store.clone();
+    let containers = st.containers.clone();
+    let items = blocking(move || {
+        store
+            .remove(&rest, force, &|id| containers.image_in_use(id))
+            .map_err(ApiError::from)
+    })
+    .await?;
+    let out: Vec<Value> = items
+        .iter()
+        .map(|i| match i {
+            RemoveItem::Untagged(t) => json!({"Untagged": t}),
+            RemoveItem::Deleted(d) => json!({"Deleted": d.to_string()}),
+        })
+        .collect();
+    Ok(json_ok(&Value::Array(out)))
+}
+
+/// Runs `f` on the blocking pool with the request body as a synchronous reader.
+async fn with_body_reader<T: Send + 'static>(
+    body: Body,
+    f: impl FnOnce(&mut dyn Read) -> ApiResult<T> + Send + 'static,
+) -> ApiResult<T> {
+    let stream = body
+        .into_data_stream()
+        .map_err(|e| std::io::Error::new(std::io::ErrorKind::Other, e));
+    let reader = tokio_util::io::StreamReader::new(stream);
+    let mut sync = tokio_util::io::SyncIoBridge::new(reader);
+    blocking(move || f(&mut sync)).await
+}
+
+pub async fn load(State(st): State<AppState>, q: Q, body: Body) -> ApiResult<Response> {
+    let quiet = q.bool("quiet", false);
+    let store = st.store.clone();
+    let lines = with_body_reader(body, move |r| {
+        let mut lines = Vec::new();
+        store
+            .load(r, &mut |l| lines.push(l))
+            .map_err(ApiError::from)?;
+        Ok(lines)
+    })
+    .await?;
+    let msgs: Vec<Value> = if quiet {
+        Vec::new()
+    } else {
+        lines.iter().map(|l| json!({"stream": format!("{l}\n")})).collect()
+    };
+    Ok(ndjson(StatusCode::OK, &msgs))
+}
+
+pub async fn create(State(st): State<AppState>, q: Q, body: Body) -> ApiResult<Response> {
+    if let Some(src) = q.get("fromSrc") {
+        if src != "-" {
+            return Err(ApiError::invalid(format!(
+                "importing from a URL ({src}) is not supported: send the archive in the request body (fromSrc=-)"
+            )));
+        }
+        let reference = match q.get("repo").filter(|r| !r.is_empty()) {
+            None => None,
+            Some(repo) => {
+                let tag = q.get("tag").filter(|t| !t.is_empty());
+                Some(match tag {
+                    Some(t) => Reference::with_tag(repo, t),
+                    None => repo.parse::<Reference>().map(Reference::with_default_tag),
+                }
+                .map_err(|e| ApiError::invalid(e.to_string()))?)
+            }
+        };
+        let changes: Vec<String> = q.all("changes");
+        let message = q.get("message").map(str::to_owned);
+        let store: std::sync::Arc<Store> = st.store.clone();
+        let img = with_body_reader(body, move |r| {
+            store
+                .import(r, reference.as_ref(), &changes, message.as_deref())
+                .map_err(ApiError::from)
+        })
+        .await?;
+        return Ok(ndjson(StatusCode::OK, &[json!({"status": img.id.to_string()})]));
+    }
+    if let Some(image) = q.get("fromImage") {
+        let tag = q.get("tag").filter(|t| !t.is_empty());
+        let name = match tag {
+            Some(t) if !t.starts_with("sha256:") => format!("{image}:{t}"),
+            Some(t) => format!("{image}@{t}"),
+            None => image.to_owned(),
+        };
+        let display = name
+            .parse::<Reference>()
+            .map(|r| r.with_default_tag().to_string())
+            .unwrap_or(name);
+        return Err(ApiError::not_found(format!(
+            "pull access denied for {display}: arcad cannot pull from registries yet (no network pulls); use `arca load` or `arca import`"
+        )));
+    }
+    Err(ApiError::invalid("fromImage or fromSrc is required"))
+}

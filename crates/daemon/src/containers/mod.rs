@@ -1,0 +1,238 @@
+//! Containers: the table of known containers, their persisted records and their lifecycle.
+//!
+//! Each container has one [`Container`] entry. Its record is guarded by a short-lived std
+//! mutex (never held across `.await`); lifecycle operations on one container (start, stop,
+//! remove) are serialised by its `op` lock, an async mutex held for the whole operation.
+//! Changes of state are broadcast on a `watch` channel so waiters never poll.
+
+pub mod attach;
+pub mod create;
+pub mod logs;
+pub mod record;
+pub mod recover;
+pub mod start;
+pub mod stop;
+pub mod view;
+
+use std::collections::HashMap;
+use std::sync::{Arc, Mutex, MutexGuard};
+
+use arca_model::{ContainerId, ContainerStatus};
+use arca_store::Store;
+use tokio::sync::watch;
+
+use crate::error::{ApiError, ApiResult};
+use crate::paths::{Paths, write_atomic};
+use record::ContainerRecord;
+
+/// What waiters watch: the status, how many times the container has exited, and whether
+/// it is gone.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Life {
+    pub status: ContainerStatus,
+    pub exits: u64,
+    pub exit_code: i64,
+    pub removed: bool,
+}
+
+pub struct Container {
+    pub id: ContainerId,
+    record: Mutex<ContainerRecord>,
+    life: watch::Sender<Life>,
+    /// Serialises lifecycle operations on this container.
+    pub op: tokio::sync::Mutex<()>,
+    /// Attach sessions made before start; `start` connects them before the process runs.
+    pending_attach: Mutex<Vec<attach::PendingAttach>>,
+}
+
+impl Container {
+    fn new(record: ContainerRecord) -> Arc<Self> {
+        let life = Life {
+            status: record.state.status,
+            exits: 0,
+            exit_code: record.state.exit_code,
+            removed: false,
+        };
+        Arc::new(Self {
+            id: record.id.clone(),
+            record: Mutex::new(record),
+            life: watch::Sender::new(life),
+            op: tokio::sync::Mutex::new(()),
+            pending_attach: Mutex::new(Vec::new()),
+        })
+    }
+
+    fn lock(&self) -> MutexGuard<'_, ContainerRecord> {
+        self.record.lock().unwrap_or_else(|p| p.into_inner())
+    }
+
+    /// A copy of the current record.
+    pub fn snapshot(&self) -> ContainerRecord {
+        self.lock().clone()
+    }
+
+    pub fn status(&self) -> ContainerStatus {
+        self.lock().state.status
+    }
+
+    pub fn subscribe(&self) -> watch::Receiver<Life> {
+        self.life.subscribe()
+    }
+
+    /// Applies `f` to the record, persists it and publishes the new state.
+    fn update(&self, paths: &Paths, f: impl FnOnce(&mut ContainerRecord)) -> ApiResult<()> {
+        let (data, status, code) = {
+            let mut rec = self.lock();
+            f(&mut rec);
+            let data = serde_json::to_vec(&*rec)
+                .map_err(|e| ApiError::from_internal("cannot encode container record", &e))?;
+            (data, rec.state.status, rec.state.exit_code)
+        };
+        write_atomic(&paths.record_file(&self.id), &data, false)
+            .map_err(|e| ApiError::from_internal("cannot save container record", &e))?;
+        self.life.send_modify(|l| {
+            l.status = status;
+            l.exit_code = code;
+        });
+        Ok(())
+    }
+
+    fn mark_exited(&self) {
+        self.life.send_modify(|l| l.exits += 1);
+    }
+
+    fn mark_removed(&self) {
+        self.life.send_modify(|l| l.removed = true);
+    }
+}
+
+#[derive(Default)]
+struct Table {
+    by_id: HashMap<ContainerId, Arc<Container>>,
+    names: HashMap<String, ContainerId>,
+}
+
+/// All containers of this daemon.
+pub struct Containers {
+    table: Mutex<Table>,
+    pub store: Arc<Store>,
+    pub paths: Paths,
+}
+
+impl Containers {
+    pub fn new(store: Arc<Store>, paths: Paths) -> Arc<Self> {
+        Arc::new(Self {
+            table: Mutex::new(Table::default()),
+            store,
+            paths,
+        })
+    }
+
+    fn table(&self) -> MutexGuard<'_, Table> {
+        self.table.lock().unwrap_or_else(|p| p.into_inner())
+    }
+
+    /// Finds a container by full ID, name (with or without `/`) or unique ID prefix.
+    pub fn get(&self, key: &str) -> ApiResult<Arc<Container>> {
+        let t = self.table();
+        let not_found = || ApiError::not_found(format!("No such container: {key}"));
+        if key.is_empty() {
+            return Err(not_found());
+        }
+        if let Ok(id) = key.parse::<ContainerId>()
+            && let Some(c) = t.by_id.get(&id)
+        {
+            return Ok(c.clone());
+        }
+        if let Some(id) = t.names.get(key.trim_start_matches('/')) {
+            if let Some(c) = t.by_id.get(id) {
+                return Ok(c.clone());
+            }
+        }
+        let mut found = t
+            .by_id
+            .iter()
+            .filter(|(id, _)| id.as_str().starts_with(key));
+        match (found.next(), found.next()) {
+            (Some((_, c)), None) => Ok(c.clone()),
+            (Some(_), Some(_)) => Err(ApiError::invalid(format!(
+                "multiple containers found with provided prefix: {key}"
+            ))),
+            _ => Err(not_found()),
+        }
+    }
+
+    pub fn all(&self) -> Vec<Arc<Container>> {
+        self.table().by_id.values().cloned().collect()
+    }
+
+    /// Whether any container uses the image.
+    pub fn image_in_use(&self, image: &arca_model::Digest) -> bool {
+        self.table()
+            .by_id
+            .values()
+            .any(|c| &c.lock().image_id == image)
+    }
+
+    /// Registers a new container; fails with 409 if the name is taken.
+    fn insert(&self, record: ContainerRecord) -> ApiResult<Arc<Container>> {
+        let mut t = self.table();
+        if let Some(other) = t.names.get(&record.name) {
+            return Err(ApiError::conflict(format!(
+                "Conflict. The container name \"/{}\" is already in use by container \"{}\". \
+                 You have to remove (or rename) that container to be able to reuse that name.",
+                record.name, other
+            )));
+        }
+        let c = Container::new(record);
+        let rec = c.lock();
+        t.names.insert(rec.name.clone(), c.id.clone());
+        drop(rec);
+        t.by_id.insert(c.id.clone(), c.clone());
+        Ok(c)
+    }
+
+    fn forget(&self, c: &Container) {
+        let mut t = self.table();
+        t.by_id.remove(&c.id);
+        t.names.retain(|_, id| id != &c.id);
+    }
+
+    /// Removes a container: kills it first when `force`, then deletes its files.
+    pub async fn remove(self: &Arc<Self>, c: &Arc<Container>, force: bool) -> ApiResult<()> {
+        let status = c.status();
+        if status.is_running() {
+            if !force {
+                return Err(ApiError::conflict(format!(
+                    "cannot remove container \"/{}\": container is {}: stop the container before removing or force remove",
+                    c.lock().name,
+                    status
+                )));
+            }
+            self.kill_and_wait(c, libc::SIGKILL).await?;
+        }
+        let _op = c.op.lock().await;
+        if c.life.borrow().removed {
+            return Ok(());
+        }
+        self.forget(c);
+        let dir = self.paths.container_dir(&c.id);
+        let run = self.paths.run_dir(&c.id);
+        tokio::task::spawn_blocking(move || {
+            let _ = std::fs::remove_dir_all(run);
+            std::fs::remove_dir_all(dir)
+        })
+        .await
+        .map_err(|e| ApiError::internal(format!("remove task failed: {e}")))?
+        .or_else(|e| {
+            if e.kind() == std::io::ErrorKind::NotFound {
+                Ok(())
+            } else {
+                Err(ApiError::from_internal("cannot delete container files", &e))
+            }
+        })?;
+        c.mark_removed();
+        tracing::info!(id = %c.id, "container removed");
+        Ok(())
+    }
+}

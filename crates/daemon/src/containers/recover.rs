@@ -1,0 +1,70 @@
+//! Rebuilding the container table when arcad starts: records from disk, running containers
+//! reconnected to their shims, exits that happened while arcad was down recorded.
+
+use std::sync::Arc;
+
+use arca_model::ContainerStatus;
+
+use super::record::{ContainerRecord, RECORD_VERSION};
+use super::{Container, Containers};
+use crate::shim;
+
+impl Containers {
+    /// Loads every container record and reattaches running containers.
+    pub async fn recover(self: &Arc<Self>) -> std::io::Result<usize> {
+        let dir = self.paths.containers_dir();
+        std::fs::create_dir_all(&dir)?;
+        let mut n = 0;
+        for entry in std::fs::read_dir(&dir)? {
+            let entry = entry?;
+            let Ok(id) = entry.file_name().to_string_lossy().parse::<arca_model::ContainerId>() else {
+                continue;
+            };
+            let file = self.paths.record_file(&id);
+            let rec: ContainerRecord = match std::fs::read(&file)
+                .ok()
+                .and_then(|b| serde_json::from_slice(&b).ok())
+            {
+                Some(r) => r,
+                None => {
+                    // Created but never recorded (a crash inside create): not visible.
+                    tracing::warn!(%id, "dropping container without a readable record");
+                    let _ = std::fs::remove_dir_all(entry.path());
+                    continue;
+                }
+            };
+            if rec.version != RECORD_VERSION {
+                tracing::warn!(%id, version = rec.version, "skipping container record of unknown version");
+                continue;
+            }
+            let running = rec.state.status.is_running();
+            let c = match self.insert(rec) {
+                Ok(c) => c,
+                Err(e) => {
+                    tracing::warn!(%id, error = %e, "skipping container");
+                    continue;
+                }
+            };
+            n += 1;
+            if running {
+                self.reattach(&c).await;
+            }
+        }
+        Ok(n)
+    }
+
+    async fn reattach(self: &Arc<Self>, c: &Arc<Container>) {
+        match shim::wait_conn(&self.paths.shim_socket(&c.id)).await {
+            Ok(conn) => {
+                tracing::info!(id = %c.id, "reconnected to running container");
+                self.spawn_monitor(c.clone(), conn);
+            }
+            Err(_) => {
+                let status = self.read_exit_file(c);
+                tracing::info!(id = %c.id, code = status.exit_code, "container exited while arcad was down");
+                self.on_exit(c, status).await;
+            }
+        }
+        debug_assert!(c.status() != ContainerStatus::Removing);
+    }
+}

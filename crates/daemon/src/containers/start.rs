@@ -1,0 +1,429 @@
+//! Starting a container: write its hosts files, spawn its shim, connect waiting attach
+//! sessions and the exit monitor, then let the process run.
+
+use std::sync::Arc;
+
+use arca_api::shim::{
+    ExitStatus, MountConfig, NetworkConfig, PROTOCOL_VERSION, ProcessConfig, Reply, Request,
+    ResourcesConfig, RootfsConfig, SecurityConfig, ShimConfig,
+};
+use arca_model::{ContainerStatus, ErrorKind};
+
+use super::record::{ContainerRecord, ZERO_TIME, now_rfc3339};
+use super::{Container, Containers};
+use crate::error::{ApiError, ApiResult};
+use crate::shim;
+
+/// Docker's default capability set.
+pub const DEFAULT_CAPS: &[&str] = &[
+    "CAP_CHOWN",
+    "CAP_DAC_OVERRIDE",
+    "CAP_FSETID",
+    "CAP_FOWNER",
+    "CAP_MKNOD",
+    "CAP_NET_RAW",
+    "CAP_SETGID",
+    "CAP_SETUID",
+    "CAP_SETFCAP",
+    "CAP_SETPCAP",
+    "CAP_NET_BIND_SERVICE",
+    "CAP_SYS_CHROOT",
+    "CAP_KILL",
+    "CAP_AUDIT_WRITE",
+];
+
+/// Every capability the kernel defines (for `--privileged` and `--cap-add ALL`).
+pub const ALL_CAPS: &[&str] = &[
+    "CAP_CHOWN", "CAP_DAC_OVERRIDE", "CAP_DAC_READ_SEARCH", "CAP_FOWNER", "CAP_FSETID",
+    "CAP_KILL", "CAP_SETGID", "CAP_SETUID", "CAP_SETPCAP", "CAP_LINUX_IMMUTABLE",
+    "CAP_NET_BIND_SERVICE", "CAP_NET_BROADCAST", "CAP_NET_ADMIN", "CAP_NET_RAW",
+    "CAP_IPC_LOCK", "CAP_IPC_OWNER", "CAP_SYS_MODULE", "CAP_SYS_RAWIO", "CAP_SYS_CHROOT",
+    "CAP_SYS_PTRACE", "CAP_SYS_PACCT", "CAP_SYS_ADMIN", "CAP_SYS_BOOT", "CAP_SYS_NICE",
+    "CAP_SYS_RESOURCE", "CAP_SYS_TIME", "CAP_SYS_TTY_CONFIG", "CAP_MKNOD", "CAP_LEASE",
+    "CAP_AUDIT_WRITE", "CAP_AUDIT_CONTROL", "CAP_SETFCAP", "CAP_MAC_OVERRIDE",
+    "CAP_MAC_ADMIN", "CAP_SYSLOG", "CAP_WAKE_ALARM", "CAP_BLOCK_SUSPEND", "CAP_AUDIT_READ",
+    "CAP_PERFMON", "CAP_BPF", "CAP_CHECKPOINT_RESTORE",
+];
+
+/// What a `--security-opt` value asks for.
+#[derive(Debug, PartialEq, Eq)]
+pub enum SecurityOpt {
+    NoNewPrivileges(bool),
+    Seccomp(bool),
+    Ignored,
+}
+
+pub fn parse_security_opt(opt: &str) -> ApiResult<SecurityOpt> {
+    let (k, v) = opt
+        .split_once('=')
+        .or_else(|| opt.split_once(':'))
+        .unwrap_or((opt, ""));
+    match k {
+        "no-new-privileges" => match v {
+            "" | "true" => Ok(SecurityOpt::NoNewPrivileges(true)),
+            "false" => Ok(SecurityOpt::NoNewPrivileges(false)),
+            _ => Err(ApiError::invalid(format!("invalid --security-opt: {opt:?}"))),
+        },
+        "seccomp" if v == "unconfined" => Ok(SecurityOpt::Seccomp(false)),
+        "seccomp" => Err(ApiError::invalid(format!(
+            "--security-opt {opt:?}: custom seccomp profiles are not supported yet"
+        ))),
+        "apparmor" | "label" => Ok(SecurityOpt::Ignored),
+        _ => Err(ApiError::invalid(format!("invalid --security-opt: {opt:?}"))),
+    }
+}
+
+fn cap_name(c: &str) -> String {
+    let up = c.to_ascii_uppercase();
+    if up.starts_with("CAP_") { up } else { format!("CAP_{up}") }
+}
+
+fn capabilities(rec: &ContainerRecord) -> ApiResult<Vec<String>> {
+    let h = &rec.host_config;
+    if h.privileged.unwrap_or(false) {
+        return Ok(ALL_CAPS.iter().map(|s| s.to_string()).collect());
+    }
+    let mut caps: Vec<String> = DEFAULT_CAPS.iter().map(|s| s.to_string()).collect();
+    for c in h.cap_drop.iter().flatten() {
+        let c = cap_name(c);
+        if c == "CAP_ALL" {
+            caps.clear();
+        } else if ALL_CAPS.contains(&c.as_str()) {
+            caps.retain(|x| x != &c);
+        } else {
+            return Err(ApiError::invalid(format!("unknown capability: {c:?}")));
+        }
+    }
+    for c in h.cap_add.iter().flatten() {
+        let c = cap_name(c);
+        if c == "CAP_ALL" {
+            caps = ALL_CAPS.iter().map(|s| s.to_string()).collect();
+        } else if ALL_CAPS.contains(&c.as_str()) {
+            if !caps.contains(&c) {
+                caps.push(c);
+            }
+        } else {
+            return Err(ApiError::invalid(format!("unknown capability: {c:?}")));
+        }
+    }
+    Ok(caps)
+}
+
+impl Containers {
+    fn network_for(&self, rec: &ContainerRecord) -> ApiResult<NetworkConfig> {
+        let mode = rec.host_config.network_mode.as_deref().unwrap_or("default");
+        if mode == "host" {
+            return Ok(NetworkConfig::Host);
+        }
+        if let Some(other) = mode.strip_prefix("container:") {
+            let o = self.get(other)?;
+            let pid = o.lock().state.pid;
+            if !o.status().is_running() || pid <= 0 {
+                return Err(ApiError::conflict(format!(
+                    "cannot join network of a non running container: {other}"
+                )));
+            }
+            return Ok(NetworkConfig::Path {
+                path: format!("/proc/{pid}/ns/net").into(),
+            });
+        }
+        // "default"/"bridge" get a private network namespace with loopback until bridge
+        // networking lands (issue 5); "none" is exactly that.
+        Ok(NetworkConfig::None)
+    }
+
+    fn shim_config(&self, rec: &ContainerRecord, lower: Vec<std::path::PathBuf>) -> ApiResult<ShimConfig> {
+        let p = &self.paths;
+        let id = &rec.id;
+        let h = &rec.host_config;
+        let c = &rec.config;
+        let mut no_new_privileges = false;
+        let mut seccomp = !h.privileged.unwrap_or(false);
+        for opt in h.security_opt.iter().flatten() {
+            match parse_security_opt(opt)? {
+                SecurityOpt::NoNewPrivileges(b) => no_new_privileges = b,
+                SecurityOpt::Seccomp(b) => seccomp = b,
+                SecurityOpt::Ignored => {}
+            }
+        }
+        let dir = p.container_dir(id);
+        let mut args = vec![rec.path.clone()];
+        args.extend(rec.args.iter().cloned());
+        let console_size = h
+            .console_size
+            .as_ref()
+            .filter(|s| s.len() == 2 && s[0] > 0 && s[1] > 0)
+            .map(|s| [s[0] as u16, s[1] as u16]);
+        Ok(ShimConfig {
+            version: PROTOCOL_VERSION,
+            id: id.to_string(),
+            bundle: p.run_dir(id).join("bundle"),
+            state_root: p.runtime_state(),
+            socket: p.shim_socket(id),
+            exit_file: p.exit_file(id),
+            log_path: p.log_file(id),
+            shim_log: p.run_dir(id).join("shim.log"),
+            rootfs: RootfsConfig {
+                lower,
+                upper: p.upper_dir(id),
+                work: p.work_dir(id),
+                readonly: h.readonly_rootfs.unwrap_or(false),
+            },
+            process: ProcessConfig {
+                args,
+                env: c.env.clone().unwrap_or_default(),
+                cwd: c.working_dir.clone().filter(|w| !w.is_empty()).unwrap_or_else(|| "/".into()),
+                user: c.user.clone().unwrap_or_default(),
+                tty: c.tty.unwrap_or(false),
+                open_stdin: c.open_stdin.unwrap_or(false),
+                stdin_once: c.stdin_once.unwrap_or(false),
+                console_size,
+            },
+            hostname: c.hostname.clone().unwrap_or_else(|| id.short().to_owned()),
+            mounts: vec![
+                MountConfig {
+                    source: dir.join("hostname"),
+                    destination: "/etc/hostname".into(),
+                    readonly: false,
+                },
+                MountConfig {
+                    source: dir.join("hosts"),
+                    destination: "/etc/hosts".into(),
+                    readonly: false,
+                },
+                MountConfig {
+                    source: dir.join("resolv.conf"),
+                    destination: "/etc/resolv.conf".into(),
+                    readonly: false,
+                },
+            ],
+            resources: ResourcesConfig {
+                memory: h.memory.filter(|m| *m > 0),
+                memory_swap: h.memory_swap.filter(|m| *m != 0),
+                nano_cpus: h.nano_cpus.filter(|n| *n > 0),
+                cpu_shares: h.cpu_shares.filter(|s| *s > 0).map(|s| s as u64),
+                pids_limit: h.pids_limit.filter(|p| *p > 0),
+            },
+            cgroup_path: format!(
+                "{}/{}",
+                h.cgroup_parent
+                    .as_deref()
+                    .filter(|s| !s.is_empty())
+                    .unwrap_or(&p.cgroup_parent),
+                id
+            ),
+            network: self.network_for(rec)?,
+            security: SecurityConfig {
+                capabilities: capabilities(rec)?,
+                no_new_privileges,
+                seccomp,
+                privileged: h.privileged.unwrap_or(false),
+            },
+        })
+    }
+
+    /// `POST /containers/{id}/start`.
+    pub async fn start(self: &Arc<Self>, c: &Arc<Container>) -> ApiResult<()> {
+        let _op = c.op.lock().await;
+        let rec = c.snapshot();
+        if rec.state.status.is_running() {
+            return Err(ApiError::not_modified());
+        }
+        rec.state
+            .status
+            .can_start()
+            .map_err(|e| ApiError::conflict(e.to_string()))?;
+        let store = self.store.clone();
+        let image_id = rec.image_id.to_string();
+        let image = tokio::task::spawn_blocking(move || store.get(&image_id))
+            .await
+            .map_err(|e| ApiError::internal(format!("image lookup failed: {e}")))??;
+        let lower = self.store.layer_dirs(&image);
+        let config = self.shim_config(&rec, lower)?;
+
+        let paths = self.paths.clone();
+        let hostname = config.hostname.clone();
+        let id = rec.id.clone();
+        tokio::task::spawn_blocking(move || write_etc_files(&paths, &id, &hostname))
+            .await
+            .map_err(|e| ApiError::internal(format!("start task failed: {e}")))?
+            .map_err(|e| ApiError::from_internal("cannot prepare container files", &e))?;
+
+        let ready = shim::spawn(&self.paths.shim_bin, &config)
+            .await
+            .map_err(|e| ApiError::from_internal("cannot start container", &e))?;
+        let Some(pid) = ready.pid else {
+            let message = ready.error.unwrap_or_else(|| "container creation failed".into());
+            let code = ready.exit_code.unwrap_or(128);
+            c.update(&self.paths, |r| {
+                r.state.status = if r.state.started_at == ZERO_TIME {
+                    ContainerStatus::Created
+                } else {
+                    ContainerStatus::Exited
+                };
+                r.state.exit_code = i64::from(code);
+                r.state.error = message.clone();
+            })?;
+            let kind = if ready.exit_code.is_some() {
+                ErrorKind::InvalidArgument
+            } else {
+                ErrorKind::Internal
+            };
+            return Err(ApiError::new(
+                kind,
+                format!("failed to create task for container: {message}"),
+            ));
+        };
+
+        // Monitor and attach sessions connect before the process runs, so neither the
+        // exit nor the first bytes of output can be missed.
+        let monitor = shim::wait_conn(&config.socket)
+            .await
+            .map_err(|e| ApiError::from_internal("cannot monitor container", &e))?;
+        let pending = std::mem::take(&mut *c.pending_attach.lock().unwrap_or_else(|p| p.into_inner()));
+        for p in pending {
+            p.connect(&config.socket, rec.config.tty.unwrap_or(false)).await;
+        }
+        c.update(&self.paths, |r| {
+            r.state.status = ContainerStatus::Running;
+            r.state.pid = pid;
+            r.state.shim_pid = ready.shim_pid;
+            r.state.exit_code = 0;
+            r.state.error.clear();
+            r.state.oom_killed = false;
+            r.state.started_at = now_rfc3339();
+            r.state.finished_at = ZERO_TIME.into();
+        })?;
+        self.spawn_monitor(c.clone(), monitor);
+        match shim::simple(&config.socket, &Request::Start).await {
+            Ok(Reply::Ok { .. }) => {}
+            Ok(Reply::Error { message }) => {
+                return Err(ApiError::internal(format!("cannot start container: {message}")));
+            }
+            Ok(Reply::Exited(_)) => {}
+            Err(e) => return Err(ApiError::from_internal("cannot start container", &e)),
+        }
+        tracing::info!(id = %c.id, pid, "container started");
+        Ok(())
+    }
+
+    /// Waits for the shim's exit report on `conn` and records it.
+    pub(super) fn spawn_monitor(self: &Arc<Self>, c: Arc<Container>, mut conn: shim::Conn) {
+        let this = self.clone();
+        tokio::spawn(async move {
+            let status = match shim::read_reply(&mut conn.reader).await {
+                Ok(Reply::Exited(s)) => s,
+                other => {
+                    // The shim died without reporting: take what it left on disk.
+                    tracing::warn!(id = %c.id, reply = ?other.err(), "shim connection lost");
+                    this.read_exit_file(&c)
+                }
+            };
+            this.on_exit(&c, status).await;
+        });
+    }
+
+    pub(super) fn read_exit_file(&self, c: &Container) -> ExitStatus {
+        std::fs::read(self.paths.exit_file(&c.id))
+            .ok()
+            .and_then(|b| serde_json::from_slice(&b).ok())
+            .unwrap_or_else(|| ExitStatus {
+                version: PROTOCOL_VERSION,
+                exit_code: 255,
+                finished_at: now_rfc3339(),
+                oom_killed: false,
+                error: "container shim disappeared".into(),
+            })
+    }
+
+    pub(super) async fn on_exit(self: &Arc<Self>, c: &Arc<Container>, s: ExitStatus) {
+        let result = c.update(&self.paths, |r| {
+            r.state.status = ContainerStatus::Exited;
+            r.state.pid = 0;
+            r.state.shim_pid = 0;
+            r.state.exit_code = i64::from(s.exit_code);
+            r.state.oom_killed = s.oom_killed;
+            r.state.error = s.error.clone();
+            r.state.finished_at = s.finished_at.clone();
+        });
+        if let Err(e) = result {
+            tracing::error!(id = %c.id, error = %e, "cannot record container exit");
+        }
+        c.mark_exited();
+        tracing::info!(id = %c.id, code = s.exit_code, "container exited");
+        let auto_remove = c.lock().host_config.auto_remove.unwrap_or(false);
+        if auto_remove && let Err(e) = self.remove(c, true).await {
+            tracing::error!(id = %c.id, error = %e, "cannot auto-remove container");
+        }
+    }
+}
+
+/// `/etc/hostname`, `/etc/hosts` and `/etc/resolv.conf` for the container.
+fn write_etc_files(paths: &crate::paths::Paths, id: &arca_model::ContainerId, hostname: &str) -> std::io::Result<()> {
+    let dir = paths.container_dir(id);
+    std::fs::create_dir_all(paths.run_dir(id).join("bundle"))?;
+    if let Some(s) = paths.shim_socket(id).parent() {
+        std::fs::create_dir_all(s)?;
+    }
+    std::fs::write(dir.join("hostname"), format!("{hostname}\n"))?;
+    std::fs::write(
+        dir.join("hosts"),
+        format!(
+            "127.0.0.1\tlocalhost\n::1\tlocalhost ip6-localhost ip6-loopback\n\
+             fe00::0\tip6-localnet\nff00::0\tip6-mcastprefix\nff02::1\tip6-allnodes\n\
+             ff02::2\tip6-allrouters\n127.0.1.1\t{hostname}\n"
+        ),
+    )?;
+    let host = std::fs::read_to_string("/etc/resolv.conf").unwrap_or_default();
+    std::fs::write(dir.join("resolv.conf"), resolv_conf_for_container(&host))?;
+    let _ = std::fs::remove_file(paths.exit_file(id));
+    Ok(())
+}
+
+/// The host's resolv.conf without loopback resolvers (unreachable from a container's own
+/// network namespace); Google's public resolvers when nothing is left, as Docker does.
+pub fn resolv_conf_for_container(host: &str) -> String {
+    let mut out = String::new();
+    let mut servers = 0;
+    for line in host.lines() {
+        let t = line.trim();
+        if let Some(ns) = t.strip_prefix("nameserver") {
+            let ns = ns.trim();
+            if ns.starts_with("127.") || ns == "::1" {
+                continue;
+            }
+            servers += 1;
+        }
+        out.push_str(line);
+        out.push('\n');
+    }
+    if servers == 0 {
+        out.push_str("nameserver 8.8.8.8\nnameserver 8.8.4.4\n");
+    }
+    out
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn loopback_resolvers_are_dropped() {
+        let r = resolv_conf_for_container("search x\nnameserver 127.0.0.53\nnameserver 10.0.0.2\n");
+        assert_eq!(r, "search x\nnameserver 10.0.0.2\n");
+        assert!(resolv_conf_for_container("nameserver 127.0.0.1\n").contains("8.8.8.8"));
+    }
+
+    #[test]
+    fn security_opts_parse() {
+        assert_eq!(
+            parse_security_opt("no-new-privileges").expect("ok"),
+            SecurityOpt::NoNewPrivileges(true)
+        );
+        assert_eq!(
+            parse_security_opt("seccomp=unconfined").expect("ok"),
+            SecurityOpt::Seccomp(false)
+        );
+        assert!(parse_security_opt("bogus").is_err());
+    }
+}

@@ -1,0 +1,176 @@
+//! Signals, stop and wait.
+
+use std::sync::Arc;
+use std::time::Duration;
+
+use arca_api::shim::{Reply, Request};
+
+use super::{Container, Containers, Life};
+use crate::error::{ApiError, ApiResult};
+use crate::shim;
+
+/// Parses `SIGTERM`, `TERM`, `term` or `15`.
+pub fn parse_signal(s: &str) -> ApiResult<i32> {
+    let bad = || ApiError::invalid(format!("Invalid signal: {s}"));
+    if let Ok(n) = s.parse::<i32>() {
+        return if (1..=64).contains(&n) { Ok(n) } else { Err(bad()) };
+    }
+    let up = s.to_ascii_uppercase();
+    let name = up.strip_prefix("SIG").unwrap_or(&up);
+    if let Some(rt) = name.strip_prefix("RTMIN") {
+        let off: i32 = if rt.is_empty() { 0 } else { rt.trim_start_matches('+').parse().map_err(|_| bad())? };
+        return Ok(libc::SIGRTMIN() + off).and_then(|n| if n <= libc::SIGRTMAX() { Ok(n) } else { Err(bad()) });
+    }
+    let n = match name {
+        "HUP" => libc::SIGHUP,
+        "INT" => libc::SIGINT,
+        "QUIT" => libc::SIGQUIT,
+        "ILL" => libc::SIGILL,
+        "TRAP" => libc::SIGTRAP,
+        "ABRT" | "IOT" => libc::SIGABRT,
+        "BUS" => libc::SIGBUS,
+        "FPE" => libc::SIGFPE,
+        "KILL" => libc::SIGKILL,
+        "USR1" => libc::SIGUSR1,
+        "SEGV" => libc::SIGSEGV,
+        "USR2" => libc::SIGUSR2,
+        "PIPE" => libc::SIGPIPE,
+        "ALRM" => libc::SIGALRM,
+        "TERM" => libc::SIGTERM,
+        "STKFLT" => libc::SIGSTKFLT,
+        "CHLD" | "CLD" => libc::SIGCHLD,
+        "CONT" => libc::SIGCONT,
+        "STOP" => libc::SIGSTOP,
+        "TSTP" => libc::SIGTSTP,
+        "TTIN" => libc::SIGTTIN,
+        "TTOU" => libc::SIGTTOU,
+        "URG" => libc::SIGURG,
+        "XCPU" => libc::SIGXCPU,
+        "XFSZ" => libc::SIGXFSZ,
+        "VTALRM" => libc::SIGVTALRM,
+        "PROF" => libc::SIGPROF,
+        "WINCH" => libc::SIGWINCH,
+        "IO" | "POLL" => libc::SIGIO,
+        "PWR" => libc::SIGPWR,
+        "SYS" => libc::SIGSYS,
+        _ => return Err(bad()),
+    };
+    Ok(n)
+}
+
+/// What `POST /containers/{id}/wait?condition=` waits for.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum WaitCondition {
+    NotRunning,
+    NextExit,
+    Removed,
+}
+
+impl WaitCondition {
+    pub fn parse(s: Option<&str>) -> ApiResult<Self> {
+        match s.unwrap_or("") {
+            "" | "not-running" => Ok(Self::NotRunning),
+            "next-exit" => Ok(Self::NextExit),
+            "removed" => Ok(Self::Removed),
+            other => Err(ApiError::invalid(format!("invalid condition: {other:?}"))),
+        }
+    }
+}
+
+impl Containers {
+    /// `POST /containers/{id}/kill`.
+    pub async fn kill(&self, c: &Container, signal: i32) -> ApiResult<()> {
+        if !c.status().is_running() {
+            return Err(ApiError::conflict(format!(
+                "cannot kill container: {}: container {} is not running",
+                c.lock().name,
+                c.id
+            )));
+        }
+        match shim::simple(&self.paths.shim_socket(&c.id), &Request::Kill { signal }).await {
+            Ok(Reply::Ok { .. }) | Ok(Reply::Exited(_)) => Ok(()),
+            Ok(Reply::Error { message }) => Err(ApiError::conflict(format!(
+                "cannot kill container: {}: {message}",
+                c.id
+            ))),
+            // The shim is gone: the container has exited; the monitor records it.
+            Err(shim::ShimError::Connect(_)) => Ok(()),
+            Err(e) => Err(ApiError::from_internal("cannot signal container", &e)),
+        }
+    }
+
+    /// Sends `signal` and waits until the container is no longer running.
+    pub async fn kill_and_wait(&self, c: &Container, signal: i32) -> ApiResult<()> {
+        let mut rx = c.subscribe();
+        self.kill(c, signal).await.or_else(|e| {
+            if c.status().is_running() { Err(e) } else { Ok(()) }
+        })?;
+        let _ = tokio::time::timeout(Duration::from_secs(30), rx.wait_for(|l| !l.status.is_running())).await;
+        Ok(())
+    }
+
+    /// `POST /containers/{id}/stop`: the stop signal, then SIGKILL after `timeout` seconds
+    /// (negative: wait forever).
+    pub async fn stop(&self, c: &Container, signal: Option<&str>, timeout: Option<i64>) -> ApiResult<()> {
+        if !c.status().is_running() {
+            return Err(ApiError::not_modified());
+        }
+        let (sig_name, default_timeout) = {
+            let r = c.lock();
+            (r.config.stop_signal.clone(), r.config.stop_timeout)
+        };
+        let sig = parse_signal(signal.or(sig_name.as_deref()).unwrap_or("SIGTERM"))?;
+        let timeout = timeout.or(default_timeout).unwrap_or(10);
+        let mut rx = c.subscribe();
+        if let Err(e) = self.kill(c, sig).await {
+            if !c.status().is_running() {
+                return Ok(());
+            }
+            return Err(e);
+        }
+        let exited = async { rx.wait_for(|l| !l.status.is_running()).await.map(|_| ()) };
+        let done = if timeout < 0 {
+            exited.await.is_ok()
+        } else {
+            tokio::time::timeout(Duration::from_secs(timeout as u64), exited)
+                .await
+                .is_ok()
+        };
+        if !done {
+            tracing::info!(id = %c.id, "stop timeout reached, killing");
+            self.kill_and_wait(c, libc::SIGKILL).await?;
+        }
+        Ok(())
+    }
+
+    /// Waits for `cond` and returns the exit code.
+    pub async fn wait(&self, c: &Arc<Container>, cond: WaitCondition) -> i64 {
+        let mut rx = c.subscribe();
+        let start: Life = *rx.borrow();
+        let pred = |l: &Life| match cond {
+            WaitCondition::NotRunning => !l.status.is_running() || l.removed,
+            WaitCondition::NextExit => l.exits > start.exits || l.removed,
+            WaitCondition::Removed => l.removed,
+        };
+        match rx.wait_for(pred).await {
+            Ok(l) => l.exit_code,
+            // The sender is gone: the container was removed.
+            Err(_) => c.lock().state.exit_code,
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn signals_parse_by_name_and_number() {
+        assert_eq!(parse_signal("SIGTERM").expect("ok"), libc::SIGTERM);
+        assert_eq!(parse_signal("kill").expect("ok"), libc::SIGKILL);
+        assert_eq!(parse_signal("9").expect("ok"), 9);
+        assert!(parse_signal("SIGBOGUS").is_err());
+        assert!(parse_signal("0").is_err());
+        assert!(parse_signal("99").is_err());
+    }
+}
