@@ -1,1 +1,105 @@
-//! placeholder
+//! `arca`: the command-line client. It talks to arcad over the Docker Engine API (bollard as
+//! the client library), with docker's verbs, flags, tables and exit codes: 125 when the
+//! daemon reports an error, 126 when the command cannot be invoked, 127 when it is not
+//! found, else the container's own status.
+
+mod client;
+mod commands;
+mod format;
+mod run;
+
+use clap::{Parser, Subcommand};
+
+pub use client::Cli as Client;
+
+/// Exit code for errors from the daemon or the client itself (docker's 125).
+pub const EXIT_DAEMON: i32 = 125;
+
+#[derive(Parser, Debug)]
+#[command(name = "arca", version, about = "Run containers with arca", disable_help_subcommand = true)]
+pub struct Args {
+    /// Daemon socket to connect to.
+    #[arg(short = 'H', long = "host", env = "ARCA_HOST", global = true, default_value = client::DEFAULT_HOST)]
+    pub host: String,
+    #[command(subcommand)]
+    pub command: Command,
+}
+
+#[derive(Subcommand, Debug)]
+pub enum Command {
+    /// Create and run a new container from an image
+    Run(run::RunArgs),
+    /// List containers
+    Ps(commands::PsArgs),
+    /// Fetch the logs of a container
+    Logs(commands::LogsArgs),
+    /// Start one or more stopped containers
+    Start(commands::StartArgs),
+    /// Stop one or more running containers
+    Stop(commands::StopArgs),
+    /// Kill one or more running containers
+    Kill(commands::KillArgs),
+    /// Remove one or more containers
+    Rm(commands::RmArgs),
+    /// Return low-level information on containers or images
+    Inspect(commands::InspectArgs),
+    /// List images
+    Images(commands::ImagesArgs),
+    /// Remove one or more images
+    Rmi(commands::RmiArgs),
+    /// Create a tag TARGET_IMAGE that refers to SOURCE_IMAGE
+    Tag(commands::TagArgs),
+    /// Load an image from a tar archive or STDIN
+    Load(commands::LoadArgs),
+    /// Import the contents from a tarball to create a filesystem image
+    Import(commands::ImportArgs),
+    /// Show the arca version information
+    Version,
+    /// Display system-wide information
+    Info,
+}
+
+/// Runs the CLI and returns the process exit code.
+pub fn main() -> i32 {
+    let args = Args::parse();
+    let rt = match tokio::runtime::Builder::new_current_thread().enable_all().build() {
+        Ok(rt) => rt,
+        Err(e) => {
+            eprintln!("arca: cannot start: {e}");
+            return EXIT_DAEMON;
+        }
+    };
+    rt.block_on(async move {
+        let cli = match client::Cli::connect(&args.host) {
+            Ok(c) => c,
+            Err(e) => {
+                eprintln!("{e}");
+                return EXIT_DAEMON;
+            }
+        };
+        let result = match args.command {
+            Command::Run(a) => run::run(&cli, a).await,
+            Command::Ps(a) => commands::ps(&cli, a).await,
+            Command::Logs(a) => commands::logs(&cli, a).await,
+            Command::Start(a) => commands::start(&cli, a).await,
+            Command::Stop(a) => commands::stop(&cli, a).await,
+            Command::Kill(a) => commands::kill(&cli, a).await,
+            Command::Rm(a) => commands::rm(&cli, a).await,
+            Command::Inspect(a) => commands::inspect(&cli, a).await,
+            Command::Images(a) => commands::images(&cli, a).await,
+            Command::Rmi(a) => commands::rmi(&cli, a).await,
+            Command::Tag(a) => commands::tag(&cli, a).await,
+            Command::Load(a) => commands::load(&cli, a).await,
+            Command::Import(a) => commands::import(&cli, a).await,
+            Command::Version => commands::version(&cli).await,
+            Command::Info => commands::info(&cli).await,
+        };
+        match result {
+            Ok(code) => code,
+            Err(e) => {
+                eprintln!("{}", client::describe(&e, &cli));
+                client::exit_code_for(&e)
+            }
+        }
+    })
+}

@@ -1,1 +1,5 @@
-fn main() {}
+//! `arca`: the command-line client.
+
+fn main() {
+    std::process::exit(arca_cli::main());
+}

@@ -1,1 +1,73 @@
-fn main() {}
+//! `arcad`: the daemon. Serves the Docker Engine API on a unix socket.
+
+use std::path::PathBuf;
+
+use clap::Parser;
+
+#[derive(Parser, Debug)]
+#[command(name = "arcad", version, about = "The arca daemon")]
+struct Args {
+    /// Socket to serve the API on.
+    #[arg(short = 'H', long, default_value = "unix:///run/arca/arca.sock")]
+    host: String,
+    /// Root of persistent state (images, containers).
+    #[arg(long, default_value = "/var/lib/arca")]
+    root: PathBuf,
+    /// Root of runtime state (sockets, bundles).
+    #[arg(long = "exec-root", default_value = "/run/arca")]
+    exec_root: PathBuf,
+    /// The arca-shim executable (default: next to arcad).
+    #[arg(long = "shim", env = "ARCA_SHIM")]
+    shim: Option<PathBuf>,
+    /// Parent cgroup for containers.
+    #[arg(long = "cgroup-parent", default_value = "/arca")]
+    cgroup_parent: String,
+    /// Log level filter (error, warn, info, debug, trace).
+    #[arg(long = "log-level", short = 'l', default_value = "info", env = "ARCA_LOG")]
+    log_level: String,
+}
+
+fn main() {
+    let args = Args::parse();
+    tracing_subscriber::fmt()
+        .with_env_filter(
+            tracing_subscriber::EnvFilter::try_new(&args.log_level)
+                .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("info")),
+        )
+        .with_writer(std::io::stderr)
+        .init();
+    let shim_bin = args.shim.clone().unwrap_or_else(|| {
+        std::env::current_exe()
+            .ok()
+            .and_then(|p| p.parent().map(|d| d.join("arca-shim")))
+            .unwrap_or_else(|| PathBuf::from("arca-shim"))
+    });
+    let config = arca_daemon::DaemonConfig {
+        host: args.host,
+        root: args.root,
+        exec_root: args.exec_root,
+        shim_bin,
+        cgroup_parent: args.cgroup_parent,
+    };
+    let rt = match tokio::runtime::Builder::new_multi_thread()
+        .worker_threads(2)
+        .enable_all()
+        .build()
+    {
+        Ok(rt) => rt,
+        Err(e) => {
+            eprintln!("arcad: cannot start the runtime: {e}");
+            std::process::exit(1);
+        }
+    };
+    if let Err(e) = rt.block_on(arca_daemon::run(config)) {
+        let mut msg = format!("arcad: {e}");
+        let mut src = std::error::Error::source(&e);
+        while let Some(s) = src {
+            msg.push_str(&format!(": {s}"));
+            src = s.source();
+        }
+        eprintln!("{msg}");
+        std::process::exit(1);
+    }
+}

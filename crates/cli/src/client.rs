@@ -1,0 +1,109 @@
+//! The connection to arcad and error reporting.
+
+use std::path::PathBuf;
+
+use bollard::{ClientVersion, Docker};
+
+pub const DEFAULT_HOST: &str = "unix:///run/arca/arca.sock";
+
+pub struct Cli {
+    pub docker: Docker,
+    pub socket: PathBuf,
+}
+
+impl Cli {
+    pub fn connect(host: &str) -> anyhow::Result<Self> {
+        let path = host
+            .strip_prefix("unix://")
+            .ok_or_else(|| anyhow::anyhow!("arca: unsupported host {host:?}: use unix:///path/to/socket"))?;
+        let socket = PathBuf::from(path);
+        if !socket.exists() {
+            anyhow::bail!(
+                "arca: cannot connect to arcad at {host}: the socket does not exist. Is arcad running? (start it with `arcad` or run ./install.sh)"
+            );
+        }
+        let version = ClientVersion {
+            major_version: 1,
+            minor_version: 51,
+        };
+        let docker = Docker::connect_with_unix(path, 600, &version)?;
+        Ok(Self { docker, socket })
+    }
+}
+
+/// The message for an error, Docker-style.
+pub fn describe(e: &anyhow::Error, cli: &Cli) -> String {
+    if let Some(b) = e.downcast_ref::<bollard::errors::Error>() {
+        return match b {
+            bollard::errors::Error::DockerResponseServerError { message, .. } => {
+                format!("Error response from daemon: {message}")
+            }
+            bollard::errors::Error::HyperResponseError { .. }
+            | bollard::errors::Error::IOError { .. }
+            | bollard::errors::Error::SocketNotFoundError(_) => format!(
+                "arca: cannot connect to arcad at unix://{}: {b}. Is arcad running?",
+                cli.socket.display()
+            ),
+            other => format!("arca: {other}"),
+        };
+    }
+    let mut s = format!("arca: {e}");
+    for c in e.chain().skip(1) {
+        s.push_str(&format!(": {c}"));
+    }
+    s
+}
+
+/// 125 for daemon errors; 126/127 when the container's command cannot run, as docker.
+pub fn exit_code_for(e: &anyhow::Error) -> i32 {
+    let msg = e.to_string();
+    if let Some(bollard::errors::Error::DockerResponseServerError { message, .. }) =
+        e.downcast_ref::<bollard::errors::Error>()
+    {
+        return start_error_code(message);
+    }
+    start_error_code(&msg)
+}
+
+pub fn start_error_code(message: &str) -> i32 {
+    if message.contains("executable file not found") || message.contains("no such file or directory") {
+        127
+    } else if message.contains("permission denied") || message.contains("is a directory") {
+        126
+    } else {
+        crate::EXIT_DAEMON
+    }
+}
+
+/// `POST /containers/{id}/wait`, returning once the daemon has sent the response headers
+/// (so the wait is registered before the container starts), and a future for the result.
+pub async fn wait_registered(
+    socket: &std::path::Path,
+    id: &str,
+    condition: &str,
+) -> anyhow::Result<impl std::future::Future<Output = anyhow::Result<i64>> + use<>> {
+    use http_body_util::BodyExt;
+    let stream = tokio::net::UnixStream::connect(socket).await?;
+    let io = hyper_util::rt::TokioIo::new(stream);
+    let (mut sender, conn) = hyper::client::conn::http1::handshake(io).await?;
+    tokio::spawn(async move {
+        let _ = conn.await;
+    });
+    let req = hyper::Request::post(format!("/v1.51/containers/{id}/wait?condition={condition}"))
+        .header("Host", "arca")
+        .body(http_body_util::Empty::<bytes::Bytes>::new())?;
+    let resp = sender.send_request(req).await?;
+    let status = resp.status();
+    Ok(async move {
+        let body = resp.into_body().collect().await?.to_bytes();
+        if !status.is_success() {
+            let msg: serde_json::Value = serde_json::from_slice(&body).unwrap_or_default();
+            anyhow::bail!(
+                "Error response from daemon: {}",
+                msg.get("message").and_then(|m| m.as_str()).unwrap_or("wait failed")
+            );
+        }
+        let v: serde_json::Value = serde_json::from_slice(&body)?;
+        Ok(v.get("StatusCode").and_then(|c| c.as_i64()).unwrap_or(0))
+    })
+}

@@ -1,0 +1,494 @@
+//! The verbs other than `run`.
+
+use std::io::Write;
+
+use bollard::query_parameters::{
+    CreateImageOptionsBuilder, ImportImageOptionsBuilder, KillContainerOptionsBuilder,
+    ListContainersOptionsBuilder, ListImagesOptionsBuilder, LogsOptionsBuilder,
+    RemoveContainerOptionsBuilder, RemoveImageOptionsBuilder, StopContainerOptionsBuilder,
+    TagImageOptionsBuilder,
+};
+use clap::Args;
+use futures_util::StreamExt;
+
+use crate::client::Cli;
+use crate::format::{ago, command_cell, human_size, table};
+
+#[derive(Args, Debug)]
+pub struct PsArgs {
+    /// Show all containers (default shows just running)
+    #[arg(short = 'a', long)]
+    all: bool,
+    /// Only display container IDs
+    #[arg(short = 'q', long)]
+    quiet: bool,
+    /// Don't truncate output
+    #[arg(long = "no-trunc")]
+    no_trunc: bool,
+}
+
+pub async fn ps(cli: &Cli, a: PsArgs) -> anyhow::Result<i32> {
+    let list = cli
+        .docker
+        .list_containers(Some(ListContainersOptionsBuilder::new().all(a.all).build()))
+        .await?;
+    let short = |id: &str| if a.no_trunc { id.to_owned() } else { id.chars().take(12).collect() };
+    if a.quiet {
+        for c in &list {
+            println!("{}", short(c.id.as_deref().unwrap_or("")));
+        }
+        return Ok(0);
+    }
+    let rows: Vec<Vec<String>> = list
+        .iter()
+        .map(|c| {
+            vec![
+                short(c.id.as_deref().unwrap_or("")),
+                c.image.clone().unwrap_or_default(),
+                if a.no_trunc {
+                    format!("\"{}\"", c.command.clone().unwrap_or_default())
+                } else {
+                    command_cell(c.command.as_deref().unwrap_or(""))
+                },
+                ago(c.created.unwrap_or(0)),
+                c.status.clone().unwrap_or_default(),
+                String::new(),
+                c.names
+                    .as_ref()
+                    .and_then(|n| n.first())
+                    .map(|n| n.trim_start_matches('/').to_owned())
+                    .unwrap_or_default(),
+            ]
+        })
+        .collect();
+    table(&["CONTAINER ID", "IMAGE", "COMMAND", "CREATED", "STATUS", "PORTS", "NAMES"], &rows);
+    Ok(0)
+}
+
+#[derive(Args, Debug)]
+pub struct LogsArgs {
+    /// Follow log output
+    #[arg(short = 'f', long)]
+    follow: bool,
+    /// Show timestamps
+    #[arg(short = 't', long)]
+    timestamps: bool,
+    /// Number of lines to show from the end of the logs
+    #[arg(short = 'n', long, default_value = "all")]
+    tail: String,
+    container: String,
+}
+
+pub async fn logs(cli: &Cli, a: LogsArgs) -> anyhow::Result<i32> {
+    // Resolve first, so an unknown container is reported as such.
+    cli.docker.inspect_container(&a.container, None).await?;
+    let mut s = cli.docker.logs(
+        &a.container,
+        Some(
+            LogsOptionsBuilder::new()
+                .follow(a.follow)
+                .stdout(true)
+                .stderr(true)
+                .timestamps(a.timestamps)
+                .tail(&a.tail)
+                .build(),
+        ),
+    );
+    while let Some(item) = s.next().await {
+        match item? {
+            bollard::container::LogOutput::StdErr { message } => {
+                let mut e = std::io::stderr().lock();
+                e.write_all(&message)?;
+                e.flush()?;
+            }
+            other => {
+                let mut o = std::io::stdout().lock();
+                o.write_all(other.as_ref())?;
+                o.flush()?;
+            }
+        }
+    }
+    Ok(0)
+}
+
+/// Runs `f` for each name, printing the name on success and the error otherwise, as docker.
+async fn each<F, Fut>(names: &[String], f: F) -> anyhow::Result<i32>
+where
+    F: Fn(String) -> Fut,
+    Fut: std::future::Future<Output = Result<(), bollard::errors::Error>>,
+{
+    let mut code = 0;
+    for n in names {
+        match f(n.clone()).await {
+            Ok(()) => println!("{n}"),
+            Err(bollard::errors::Error::DockerResponseServerError { message, .. }) => {
+                eprintln!("Error response from daemon: {message}");
+                code = 1;
+            }
+            Err(e) => return Err(e.into()),
+        }
+    }
+    Ok(code)
+}
+
+#[derive(Args, Debug)]
+pub struct StartArgs {
+    /// Attach STDOUT/STDERR and forward signals
+    #[arg(short = 'a', long)]
+    attach: bool,
+    #[arg(required = true)]
+    containers: Vec<String>,
+}
+
+pub async fn start(cli: &Cli, a: StartArgs) -> anyhow::Result<i32> {
+    if a.attach {
+        let id = &a.containers[0];
+        let attach = cli
+            .docker
+            .attach_container(
+                id,
+                Some(
+                    bollard::query_parameters::AttachContainerOptionsBuilder::new()
+                        .stream(true)
+                        .stdout(true)
+                        .stderr(true)
+                        .build(),
+                ),
+            )
+            .await?;
+        let exit = crate::client::wait_registered(&cli.socket, id, "next-exit").await?;
+        cli.docker.start_container(id, None).await?;
+        let mut out = attach.output;
+        while let Some(Ok(item)) = out.next().await {
+            match item {
+                bollard::container::LogOutput::StdErr { message } => std::io::stderr().write_all(&message)?,
+                other => std::io::stdout().write_all(other.as_ref())?,
+            }
+        }
+        let code = exit.await?;
+        return Ok(i32::try_from(code).unwrap_or(1));
+    }
+    each(&a.containers, |n| async move { cli.docker.start_container(&n, None).await }).await
+}
+
+#[derive(Args, Debug)]
+pub struct StopArgs {
+    /// Seconds to wait before killing the container
+    #[arg(short = 't', long = "time", alias = "timeout")]
+    time: Option<i32>,
+    /// Signal to send to the container
+    #[arg(short = 's', long)]
+    signal: Option<String>,
+    #[arg(required = true)]
+    containers: Vec<String>,
+}
+
+pub async fn stop(cli: &Cli, a: StopArgs) -> anyhow::Result<i32> {
+    let mut b = StopContainerOptionsBuilder::new();
+    if let Some(t) = a.time {
+        b = b.t(t);
+    }
+    if let Some(s) = &a.signal {
+        b = b.signal(s);
+    }
+    let opts = b.build();
+    each(&a.containers, |n| {
+        let o = opts.clone();
+        async move { cli.docker.stop_container(&n, Some(o)).await }
+    })
+    .await
+}
+
+#[derive(Args, Debug)]
+pub struct KillArgs {
+    /// Signal to send to the container
+    #[arg(short = 's', long, default_value = "KILL")]
+    signal: String,
+    #[arg(required = true)]
+    containers: Vec<String>,
+}
+
+pub async fn kill(cli: &Cli, a: KillArgs) -> anyhow::Result<i32> {
+    let opts = KillContainerOptionsBuilder::new().signal(&a.signal).build();
+    each(&a.containers, |n| {
+        let o = opts.clone();
+        async move { cli.docker.kill_container(&n, Some(o)).await }
+    })
+    .await
+}
+
+#[derive(Args, Debug)]
+pub struct RmArgs {
+    /// Force the removal of a running container (uses SIGKILL)
+    #[arg(short = 'f', long)]
+    force: bool,
+    /// Remove anonymous volumes associated with the container
+    #[arg(short = 'v', long)]
+    volumes: bool,
+    #[arg(required = true)]
+    containers: Vec<String>,
+}
+
+pub async fn rm(cli: &Cli, a: RmArgs) -> anyhow::Result<i32> {
+    let opts = RemoveContainerOptionsBuilder::new().force(a.force).v(a.volumes).build();
+    each(&a.containers, |n| {
+        let o = opts.clone();
+        async move { cli.docker.remove_container(&n, Some(o)).await }
+    })
+    .await
+}
+
+#[derive(Args, Debug)]
+pub struct InspectArgs {
+    #[arg(required = true)]
+    names: Vec<String>,
+}
+
+/// Raw JSON of containers, else images, like `docker inspect`.
+pub async fn inspect(cli: &Cli, a: InspectArgs) -> anyhow::Result<i32> {
+    let mut out = Vec::new();
+    let mut code = 0;
+    for n in &a.names {
+        match cli.docker.inspect_container(n, None).await {
+            Ok(c) => out.push(serde_json::to_value(c)?),
+            Err(bollard::errors::Error::DockerResponseServerError { status_code: 404, .. }) => {
+                match cli.docker.inspect_image(n).await {
+                    Ok(i) => out.push(serde_json::to_value(i)?),
+                    Err(bollard::errors::Error::DockerResponseServerError { status_code: 404, .. }) => {
+                        eprintln!("Error: No such object: {n}");
+                        code = 1;
+                    }
+                    Err(e) => return Err(e.into()),
+                }
+            }
+            Err(e) => return Err(e.into()),
+        }
+    }
+    println!("{}", serde_json::to_string_pretty(&out)?);
+    Ok(code)
+}
+
+#[derive(Args, Debug)]
+pub struct ImagesArgs {
+    /// Only show image IDs
+    #[arg(short = 'q', long)]
+    quiet: bool,
+    /// Show all images
+    #[arg(short = 'a', long)]
+    all: bool,
+}
+
+pub async fn images(cli: &Cli, a: ImagesArgs) -> anyhow::Result<i32> {
+    let list = cli
+        .docker
+        .list_images(Some(ListImagesOptionsBuilder::new().all(a.all).build()))
+        .await?;
+    let short = |id: &str| id.trim_start_matches("sha256:").chars().take(12).collect::<String>();
+    if a.quiet {
+        for i in &list {
+            println!("{}", short(&i.id));
+        }
+        return Ok(0);
+    }
+    let mut rows = Vec::new();
+    for i in &list {
+        let tags: Vec<(String, String)> = if i.repo_tags.is_empty() {
+            vec![("<none>".into(), "<none>".into())]
+        } else {
+            i.repo_tags
+                .iter()
+                .map(|t| match t.rsplit_once(':') {
+                    Some((r, tag)) if !tag.contains('/') => (r.to_owned(), tag.to_owned()),
+                    _ => (t.clone(), "<none>".into()),
+                })
+                .collect()
+        };
+        for (repo, tag) in tags {
+            rows.push(vec![repo, tag, short(&i.id), ago(i.created), human_size(i.size as f64)]);
+        }
+    }
+    table(&["REPOSITORY", "TAG", "IMAGE ID", "CREATED", "SIZE"], &rows);
+    Ok(0)
+}
+
+#[derive(Args, Debug)]
+pub struct RmiArgs {
+    /// Force removal of the image
+    #[arg(short = 'f', long)]
+    force: bool,
+    #[arg(required = true)]
+    images: Vec<String>,
+}
+
+pub async fn rmi(cli: &Cli, a: RmiArgs) -> anyhow::Result<i32> {
+    let mut code = 0;
+    for n in &a.images {
+        let opts = RemoveImageOptionsBuilder::new().force(a.force).build();
+        match cli.docker.remove_image(n, Some(opts), None).await {
+            Ok(items) => {
+                for i in items {
+                    if let Some(u) = i.untagged {
+                        println!("Untagged: {u}");
+                    }
+                    if let Some(d) = i.deleted {
+                        println!("Deleted: {d}");
+                    }
+                }
+            }
+            Err(bollard::errors::Error::DockerResponseServerError { message, .. }) => {
+                eprintln!("Error response from daemon: {message}");
+                code = 1;
+            }
+            Err(e) => return Err(e.into()),
+        }
+    }
+    Ok(code)
+}
+
+#[derive(Args, Debug)]
+pub struct TagArgs {
+    source: String,
+    target: String,
+}
+
+pub async fn tag(cli: &Cli, a: TagArgs) -> anyhow::Result<i32> {
+    let last_slash = a.target.rfind('/').map_or(0, |i| i + 1);
+    let (repo, tag) = match a.target[last_slash..].rfind(':') {
+        Some(i) => (&a.target[..last_slash + i], &a.target[last_slash + i + 1..]),
+        None => (a.target.as_str(), "latest"),
+    };
+    cli.docker
+        .tag_image(&a.source, Some(TagImageOptionsBuilder::new().repo(repo).tag(tag).build()))
+        .await?;
+    Ok(0)
+}
+
+#[derive(Args, Debug)]
+pub struct LoadArgs {
+    /// Read from tar archive file, instead of STDIN
+    #[arg(short = 'i', long)]
+    input: Option<std::path::PathBuf>,
+    /// Suppress the load output
+    #[arg(short = 'q', long)]
+    quiet: bool,
+}
+
+async fn read_input(path: Option<&std::path::Path>) -> anyhow::Result<bytes::Bytes> {
+    use tokio::io::AsyncReadExt;
+    let mut buf = Vec::new();
+    match path {
+        Some(p) if p.as_os_str() != "-" => {
+            buf = tokio::fs::read(p)
+                .await
+                .map_err(|e| anyhow::anyhow!("open {}: {e}", p.display()))?;
+        }
+        _ => {
+            if std::io::IsTerminal::is_terminal(&std::io::stdin()) {
+                anyhow::bail!("requested load from stdin, but stdin is empty");
+            }
+            tokio::io::stdin().read_to_end(&mut buf).await?;
+        }
+    }
+    Ok(bytes::Bytes::from(buf))
+}
+
+pub async fn load(cli: &Cli, a: LoadArgs) -> anyhow::Result<i32> {
+    let data = read_input(a.input.as_deref()).await?;
+    let mut s = cli.docker.import_image(
+        ImportImageOptionsBuilder::new().quiet(a.quiet).build(),
+        bollard::body_full(data),
+        None,
+    );
+    while let Some(item) = s.next().await {
+        let info = item?;
+        if let Some(e) = info.error_detail.and_then(|d| d.message) {
+            anyhow::bail!("{e}");
+        }
+        if let Some(line) = info.stream {
+            print!("{line}");
+        }
+    }
+    Ok(0)
+}
+
+#[derive(Args, Debug)]
+pub struct ImportArgs {
+    /// Apply Dockerfile instruction to the created image
+    #[arg(short = 'c', long = "change")]
+    changes: Vec<String>,
+    /// Set commit message for imported image
+    #[arg(short = 'm', long)]
+    message: Option<String>,
+    /// File to import ("-" for STDIN)
+    file: std::path::PathBuf,
+    /// Repository and optional tag for the image
+    reference: Option<String>,
+}
+
+pub async fn import(cli: &Cli, a: ImportArgs) -> anyhow::Result<i32> {
+    let data = read_input(Some(&a.file)).await?;
+    let mut b = CreateImageOptionsBuilder::new().from_src("-").changes(a.changes.clone());
+    if let Some(r) = &a.reference {
+        let last_slash = r.rfind('/').map_or(0, |i| i + 1);
+        match r[last_slash..].rfind(':') {
+            Some(i) => {
+                b = b.repo(&r[..last_slash + i]).tag(&r[last_slash + i + 1..]);
+            }
+            None => b = b.repo(r),
+        }
+    }
+    if let Some(m) = &a.message {
+        b = b.message(m);
+    }
+    let mut s = cli.docker.create_image(Some(b.build()), Some(bollard::body_full(data)), None);
+    while let Some(item) = s.next().await {
+        let info = item?;
+        if let Some(e) = info.error_detail.and_then(|d| d.message) {
+            anyhow::bail!("{e}");
+        }
+        if let Some(st) = info.status {
+            println!("{st}");
+        }
+    }
+    Ok(0)
+}
+
+pub async fn version(cli: &Cli) -> anyhow::Result<i32> {
+    println!("Client:");
+    println!(" Version:           {}", env!("CARGO_PKG_VERSION"));
+    println!(" API version:       1.51");
+    println!(" OS/Arch:           linux/{}", std::env::consts::ARCH);
+    println!();
+    let v = cli.docker.version().await?;
+    println!("Server: arca");
+    println!(" Engine:");
+    println!("  Version:          {}", v.version.unwrap_or_default());
+    println!("  API version:      {} (minimum version {})", v.api_version.unwrap_or_default(), v.min_api_version.unwrap_or_default());
+    println!("  OS/Arch:          {}/{}", v.os.unwrap_or_default(), v.arch.unwrap_or_default());
+    println!("  Kernel:           {}", v.kernel_version.unwrap_or_default());
+    Ok(0)
+}
+
+pub async fn info(cli: &Cli) -> anyhow::Result<i32> {
+    let i = cli.docker.info().await?;
+    println!("Server:");
+    println!(" Containers: {}", i.containers.unwrap_or(0));
+    println!("  Running: {}", i.containers_running.unwrap_or(0));
+    println!("  Paused: {}", i.containers_paused.unwrap_or(0));
+    println!("  Stopped: {}", i.containers_stopped.unwrap_or(0));
+    println!(" Images: {}", i.images.unwrap_or(0));
+    println!(" Server Version: {}", i.server_version.unwrap_or_default());
+    println!(" Storage Driver: {}", i.driver.unwrap_or_default());
+    println!(" Logging Driver: {}", i.logging_driver.unwrap_or_default());
+    println!(" Cgroup Driver: {}", i.cgroup_driver.map(|d| d.to_string()).unwrap_or_default());
+    println!(" Cgroup Version: {}", i.cgroup_version.map(|d| d.to_string()).unwrap_or_default());
+    println!(" Kernel Version: {}", i.kernel_version.unwrap_or_default());
+    println!(" Operating System: {}", i.operating_system.unwrap_or_default());
+    println!(" Architecture: {}", i.architecture.unwrap_or_default());
+    println!(" CPUs: {}", i.ncpu.unwrap_or(0));
+    println!(" Total Memory: {}", human_size(i.mem_total.unwrap_or(0) as f64));
+    println!(" Name: {}", i.name.unwrap_or_default());
+    println!(" ID: {}", i.id.unwrap_or_default());
+    println!(" Docker Root Dir: {}", i.docker_root_dir.unwrap_or_default());
+    Ok(0)
+}
