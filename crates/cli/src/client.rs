@@ -13,9 +13,9 @@ pub struct Cli {
 
 impl Cli {
     pub fn connect(host: &str) -> anyhow::Result<Self> {
-        let path = host
-            .strip_prefix("unix://")
-            .ok_or_else(|| anyhow::anyhow!("arca: unsupported host {host:?}: use unix:///path/to/socket"))?;
+        let path = host.strip_prefix("unix://").ok_or_else(|| {
+            anyhow::anyhow!("arca: unsupported host {host:?}: use unix:///path/to/socket")
+        })?;
         let socket = PathBuf::from(path);
         if !socket.exists() {
             anyhow::bail!(
@@ -66,7 +66,9 @@ pub fn exit_code_for(e: &anyhow::Error) -> i32 {
 }
 
 pub fn start_error_code(message: &str) -> i32 {
-    if message.contains("executable file not found") || message.contains("no such file or directory") {
+    if message.contains("executable file not found")
+        || message.contains("no such file or directory")
+    {
         127
     } else if message.contains("permission denied") || message.contains("is a directory") {
         126
@@ -100,7 +102,9 @@ pub async fn wait_registered(
             let msg: serde_json::Value = serde_json::from_slice(&body).unwrap_or_default();
             anyhow::bail!(
                 "Error response from daemon: {}",
-                msg.get("message").and_then(|m| m.as_str()).unwrap_or("wait failed")
+                msg.get("message")
+                    .and_then(|m| m.as_str())
+                    .unwrap_or("wait failed")
             );
         }
         let v: serde_json::Value = serde_json::from_slice(&body)?;

@@ -32,7 +32,13 @@ pub async fn ps(cli: &Cli, a: PsArgs) -> anyhow::Result<i32> {
         .docker
         .list_containers(Some(ListContainersOptionsBuilder::new().all(a.all).build()))
         .await?;
-    let short = |id: &str| if a.no_trunc { id.to_owned() } else { id.chars().take(12).collect() };
+    let short = |id: &str| {
+        if a.no_trunc {
+            id.to_owned()
+        } else {
+            id.chars().take(12).collect()
+        }
+    };
     if a.quiet {
         for c in &list {
             println!("{}", short(c.id.as_deref().unwrap_or("")));
@@ -61,7 +67,18 @@ pub async fn ps(cli: &Cli, a: PsArgs) -> anyhow::Result<i32> {
             ]
         })
         .collect();
-    table(&["CONTAINER ID", "IMAGE", "COMMAND", "CREATED", "STATUS", "PORTS", "NAMES"], &rows);
+    table(
+        &[
+            "CONTAINER ID",
+            "IMAGE",
+            "COMMAND",
+            "CREATED",
+            "STATUS",
+            "PORTS",
+            "NAMES",
+        ],
+        &rows,
+    );
     Ok(0)
 }
 
@@ -161,14 +178,19 @@ pub async fn start(cli: &Cli, a: StartArgs) -> anyhow::Result<i32> {
         let mut out = attach.output;
         while let Some(Ok(item)) = out.next().await {
             match item {
-                bollard::container::LogOutput::StdErr { message } => std::io::stderr().write_all(&message)?,
+                bollard::container::LogOutput::StdErr { message } => {
+                    std::io::stderr().write_all(&message)?
+                }
                 other => std::io::stdout().write_all(other.as_ref())?,
             }
         }
         let code = exit.await?;
         return Ok(i32::try_from(code).unwrap_or(1));
     }
-    each(&a.containers, |n| async move { cli.docker.start_container(&n, None).await }).await
+    each(&a.containers, |n| async move {
+        cli.docker.start_container(&n, None).await
+    })
+    .await
 }
 
 #[derive(Args, Debug)]
@@ -230,7 +252,10 @@ pub struct RmArgs {
 }
 
 pub async fn rm(cli: &Cli, a: RmArgs) -> anyhow::Result<i32> {
-    let opts = RemoveContainerOptionsBuilder::new().force(a.force).v(a.volumes).build();
+    let opts = RemoveContainerOptionsBuilder::new()
+        .force(a.force)
+        .v(a.volumes)
+        .build();
     each(&a.containers, |n| {
         let o = opts.clone();
         async move { cli.docker.remove_container(&n, Some(o)).await }
@@ -251,16 +276,18 @@ pub async fn inspect(cli: &Cli, a: InspectArgs) -> anyhow::Result<i32> {
     for n in &a.names {
         match cli.docker.inspect_container(n, None).await {
             Ok(c) => out.push(serde_json::to_value(c)?),
-            Err(bollard::errors::Error::DockerResponseServerError { status_code: 404, .. }) => {
-                match cli.docker.inspect_image(n).await {
-                    Ok(i) => out.push(serde_json::to_value(i)?),
-                    Err(bollard::errors::Error::DockerResponseServerError { status_code: 404, .. }) => {
-                        eprintln!("Error: No such object: {n}");
-                        code = 1;
-                    }
-                    Err(e) => return Err(e.into()),
+            Err(bollard::errors::Error::DockerResponseServerError {
+                status_code: 404, ..
+            }) => match cli.docker.inspect_image(n).await {
+                Ok(i) => out.push(serde_json::to_value(i)?),
+                Err(bollard::errors::Error::DockerResponseServerError {
+                    status_code: 404, ..
+                }) => {
+                    eprintln!("Error: No such object: {n}");
+                    code = 1;
                 }
-            }
+                Err(e) => return Err(e.into()),
+            },
             Err(e) => return Err(e.into()),
         }
     }
@@ -283,7 +310,12 @@ pub async fn images(cli: &Cli, a: ImagesArgs) -> anyhow::Result<i32> {
         .docker
         .list_images(Some(ListImagesOptionsBuilder::new().all(a.all).build()))
         .await?;
-    let short = |id: &str| id.trim_start_matches("sha256:").chars().take(12).collect::<String>();
+    let short = |id: &str| {
+        id.trim_start_matches("sha256:")
+            .chars()
+            .take(12)
+            .collect::<String>()
+    };
     if a.quiet {
         for i in &list {
             println!("{}", short(&i.id));
@@ -304,7 +336,13 @@ pub async fn images(cli: &Cli, a: ImagesArgs) -> anyhow::Result<i32> {
                 .collect()
         };
         for (repo, tag) in tags {
-            rows.push(vec![repo, tag, short(&i.id), ago(i.created), human_size(i.size as f64)]);
+            rows.push(vec![
+                repo,
+                tag,
+                short(&i.id),
+                ago(i.created),
+                human_size(i.size as f64),
+            ]);
         }
     }
     table(&["REPOSITORY", "TAG", "IMAGE ID", "CREATED", "SIZE"], &rows);
@@ -358,7 +396,10 @@ pub async fn tag(cli: &Cli, a: TagArgs) -> anyhow::Result<i32> {
         None => (a.target.as_str(), "latest"),
     };
     cli.docker
-        .tag_image(&a.source, Some(TagImageOptionsBuilder::new().repo(repo).tag(tag).build()))
+        .tag_image(
+            &a.source,
+            Some(TagImageOptionsBuilder::new().repo(repo).tag(tag).build()),
+        )
         .await?;
     Ok(0)
 }
@@ -427,7 +468,9 @@ pub struct ImportArgs {
 
 pub async fn import(cli: &Cli, a: ImportArgs) -> anyhow::Result<i32> {
     let data = read_input(Some(&a.file)).await?;
-    let mut b = CreateImageOptionsBuilder::new().from_src("-").changes(a.changes.clone());
+    let mut b = CreateImageOptionsBuilder::new()
+        .from_src("-")
+        .changes(a.changes.clone());
     if let Some(r) = &a.reference {
         let last_slash = r.rfind('/').map_or(0, |i| i + 1);
         match r[last_slash..].rfind(':') {
@@ -440,7 +483,9 @@ pub async fn import(cli: &Cli, a: ImportArgs) -> anyhow::Result<i32> {
     if let Some(m) = &a.message {
         b = b.message(m);
     }
-    let mut s = cli.docker.create_image(Some(b.build()), Some(bollard::body_full(data)), None);
+    let mut s = cli
+        .docker
+        .create_image(Some(b.build()), Some(bollard::body_full(data)), None);
     while let Some(item) = s.next().await {
         let info = item?;
         if let Some(e) = info.error_detail.and_then(|d| d.message) {
@@ -463,9 +508,20 @@ pub async fn version(cli: &Cli) -> anyhow::Result<i32> {
     println!("Server: arca");
     println!(" Engine:");
     println!("  Version:          {}", v.version.unwrap_or_default());
-    println!("  API version:      {} (minimum version {})", v.api_version.unwrap_or_default(), v.min_api_version.unwrap_or_default());
-    println!("  OS/Arch:          {}/{}", v.os.unwrap_or_default(), v.arch.unwrap_or_default());
-    println!("  Kernel:           {}", v.kernel_version.unwrap_or_default());
+    println!(
+        "  API version:      {} (minimum version {})",
+        v.api_version.unwrap_or_default(),
+        v.min_api_version.unwrap_or_default()
+    );
+    println!(
+        "  OS/Arch:          {}/{}",
+        v.os.unwrap_or_default(),
+        v.arch.unwrap_or_default()
+    );
+    println!(
+        "  Kernel:           {}",
+        v.kernel_version.unwrap_or_default()
+    );
     Ok(0)
 }
 
@@ -480,15 +536,30 @@ pub async fn info(cli: &Cli) -> anyhow::Result<i32> {
     println!(" Server Version: {}", i.server_version.unwrap_or_default());
     println!(" Storage Driver: {}", i.driver.unwrap_or_default());
     println!(" Logging Driver: {}", i.logging_driver.unwrap_or_default());
-    println!(" Cgroup Driver: {}", i.cgroup_driver.map(|d| d.to_string()).unwrap_or_default());
-    println!(" Cgroup Version: {}", i.cgroup_version.map(|d| d.to_string()).unwrap_or_default());
+    println!(
+        " Cgroup Driver: {}",
+        i.cgroup_driver.map(|d| d.to_string()).unwrap_or_default()
+    );
+    println!(
+        " Cgroup Version: {}",
+        i.cgroup_version.map(|d| d.to_string()).unwrap_or_default()
+    );
     println!(" Kernel Version: {}", i.kernel_version.unwrap_or_default());
-    println!(" Operating System: {}", i.operating_system.unwrap_or_default());
+    println!(
+        " Operating System: {}",
+        i.operating_system.unwrap_or_default()
+    );
     println!(" Architecture: {}", i.architecture.unwrap_or_default());
     println!(" CPUs: {}", i.ncpu.unwrap_or(0));
-    println!(" Total Memory: {}", human_size(i.mem_total.unwrap_or(0) as f64));
+    println!(
+        " Total Memory: {}",
+        human_size(i.mem_total.unwrap_or(0) as f64)
+    );
     println!(" Name: {}", i.name.unwrap_or_default());
     println!(" ID: {}", i.id.unwrap_or_default());
-    println!(" Docker Root Dir: {}", i.docker_root_dir.unwrap_or_default());
+    println!(
+        " Docker Root Dir: {}",
+        i.docker_root_dir.unwrap_or_default()
+    );
     Ok(0)
 }

@@ -3,7 +3,11 @@
 /// Parses `512`, `64k`, `64m`, `1g`, `1.5g` (binary units, as docker's RAMInBytes).
 pub fn parse_bytes(s: &str) -> Result<i64, String> {
     let t = s.trim().to_ascii_lowercase();
-    let t = t.strip_suffix('b').filter(|x| !x.is_empty() && x.ends_with(|c: char| c.is_ascii_alphabetic())).unwrap_or(&t).to_string();
+    let t = t
+        .strip_suffix('b')
+        .filter(|x| !x.is_empty() && x.ends_with(|c: char| c.is_ascii_alphabetic()))
+        .unwrap_or(&t)
+        .to_string();
     let (num, mult) = match t.chars().last() {
         Some('k') => (&t[..t.len() - 1], 1i64 << 10),
         Some('m') => (&t[..t.len() - 1], 1 << 20),
@@ -30,7 +34,13 @@ pub fn human_size(size: f64) -> String {
     }
     let txt = format!("{s:.3}");
     // %.3g: three significant digits.
-    let digits = if s >= 100.0 { 0 } else if s >= 10.0 { 1 } else { 2 };
+    let digits = if s >= 100.0 {
+        0
+    } else if s >= 10.0 {
+        1
+    } else {
+        2
+    };
     let mut txt2 = format!("{s:.digits$}");
     if txt2.contains('.') {
         txt2 = txt2.trim_end_matches('0').trim_end_matches('.').to_string();
@@ -134,6 +144,9 @@ mod tests {
     #[test]
     fn long_commands_are_truncated() {
         assert_eq!(command_cell("sleep 60"), "\"sleep 60\"");
-        assert_eq!(command_cell("abcdefghijklmnopqrstuvwxyz").chars().count(), 22);
+        assert_eq!(
+            command_cell("abcdefghijklmnopqrstuvwxyz").chars().count(),
+            22
+        );
     }
 }

@@ -16,7 +16,12 @@ pub use client::Cli as Client;
 pub const EXIT_DAEMON: i32 = 125;
 
 #[derive(Parser, Debug)]
-#[command(name = "arca", version, about = "Run containers with arca", disable_help_subcommand = true)]
+#[command(
+    name = "arca",
+    version,
+    about = "Run containers with arca",
+    disable_help_subcommand = true
+)]
 pub struct Args {
     /// Daemon socket to connect to.
     #[arg(short = 'H', long = "host", env = "ARCA_HOST", global = true, default_value = client::DEFAULT_HOST)]
@@ -62,7 +67,10 @@ pub enum Command {
 /// Runs the CLI and returns the process exit code.
 pub fn main() -> i32 {
     let args = Args::parse();
-    let rt = match tokio::runtime::Builder::new_current_thread().enable_all().build() {
+    let rt = match tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()
+    {
         Ok(rt) => rt,
         Err(e) => {
             eprintln!("arca: cannot start: {e}");

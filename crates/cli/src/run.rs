@@ -13,7 +13,11 @@ use crate::client::{Cli, start_error_code, wait_registered};
 use crate::format::parse_bytes;
 
 #[derive(Args, Debug)]
+#[command(disable_help_flag = true)]
 pub struct RunArgs {
+    /// Print help
+    #[arg(long, action = clap::ArgAction::Help)]
+    help: Option<bool>,
     /// Run container in background and print container ID
     #[arg(short = 'd', long)]
     pub detach: bool,
@@ -75,7 +79,9 @@ pub struct RunArgs {
 impl RunArgs {
     fn body(&self) -> anyhow::Result<ContainerCreateBody> {
         let memory = match &self.memory {
-            Some(m) => Some(parse_bytes(m).map_err(|e| anyhow::anyhow!("invalid argument {m:?} for \"-m, --memory\" flag: {e}"))?),
+            Some(m) => Some(parse_bytes(m).map_err(|e| {
+                anyhow::anyhow!("invalid argument {m:?} for \"-m, --memory\" flag: {e}")
+            })?),
             None => None,
         };
         let nano_cpus = self.cpus.map(|c| (c * 1e9).round() as i64);
@@ -88,7 +94,13 @@ impl RunArgs {
         Ok(ContainerCreateBody {
             image: Some(self.image.clone()),
             cmd: (!self.command.is_empty()).then(|| self.command.clone()),
-            entrypoint: self.entrypoint.as_ref().map(|e| if e.is_empty() { vec![String::new()] } else { vec![e.clone()] }),
+            entrypoint: self.entrypoint.as_ref().map(|e| {
+                if e.is_empty() {
+                    vec![String::new()]
+                } else {
+                    vec![e.clone()]
+                }
+            }),
             env: (!self.env.is_empty()).then(|| {
                 self.env
                     .iter()
@@ -135,9 +147,10 @@ pub async fn run(cli: &Cli, a: RunArgs) -> anyhow::Result<i32> {
     }
     let created = match cli.docker.create_container(Some(opts.build()), body).await {
         Ok(c) => c,
-        Err(bollard::errors::Error::DockerResponseServerError { status_code: 404, message })
-            if message.starts_with("No such image") =>
-        {
+        Err(bollard::errors::Error::DockerResponseServerError {
+            status_code: 404,
+            message,
+        }) if message.starts_with("No such image") => {
             let shown = message.trim_start_matches("No such image: ");
             eprintln!("Unable to find image '{shown}' locally");
             anyhow::bail!(
@@ -150,7 +163,10 @@ pub async fn run(cli: &Cli, a: RunArgs) -> anyhow::Result<i32> {
     let id = created.id;
 
     if a.detach {
-        cli.docker.start_container(&id, None).await.map_err(|e| start_failed(e, &id))?;
+        cli.docker
+            .start_container(&id, None)
+            .await
+            .map_err(|e| start_failed(e, &id))?;
         println!("{id}");
         return Ok(0);
     }

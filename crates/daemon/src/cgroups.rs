@@ -33,7 +33,10 @@ impl CgroupVersion {
             Layout::V2 => std::fs::read_to_string(root.join("cgroup.subtree_control"))
                 .map(|s| s.contains("memory"))
                 .unwrap_or(false),
-            _ => root.join("memory").join("memory.memsw.limit_in_bytes").exists(),
+            _ => root
+                .join("memory")
+                .join("memory.memsw.limit_in_bytes")
+                .exists(),
         };
         Self { layout, swap_limit }
     }

@@ -105,18 +105,25 @@ pub async fn run(config: DaemonConfig) -> Result<(), DaemonError> {
         source,
     })?;
     let _ = std::fs::set_permissions(&socket, std::fs::Permissions::from_mode(0o660));
-    let _ = paths::write_atomic(&paths.pid_file(), std::process::id().to_string().as_bytes(), false);
+    let _ = paths::write_atomic(
+        &paths.pid_file(),
+        std::process::id().to_string().as_bytes(),
+        false,
+    );
 
     let state = api::AppState::new(containers, &config.root);
     let service = api::app(state);
     tracing::info!(socket = %socket.display(), "arcad listening");
     let (stop_tx, stop_rx) = tokio::sync::oneshot::channel::<()>();
     let server = tokio::spawn(async move {
-        axum::serve(listener, axum::ServiceExt::<axum::extract::Request>::into_make_service(service))
-            .with_graceful_shutdown(async {
-                let _ = stop_rx.await;
-            })
-            .await
+        axum::serve(
+            listener,
+            axum::ServiceExt::<axum::extract::Request>::into_make_service(service),
+        )
+        .with_graceful_shutdown(async {
+            let _ = stop_rx.await;
+        })
+        .await
     });
     shutdown_signal().await;
     tracing::info!("shutting down; containers keep running");

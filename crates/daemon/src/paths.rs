@@ -42,7 +42,9 @@ impl Paths {
     }
     /// Kept short: unix socket paths are limited to 108 bytes.
     pub fn shim_socket(&self, id: &ContainerId) -> PathBuf {
-        self.exec_root.join("s").join(format!("{}.sock", &id.as_str()[..24]))
+        self.exec_root
+            .join("s")
+            .join(format!("{}.sock", &id.as_str()[..24]))
     }
     pub fn exit_file(&self, id: &ContainerId) -> PathBuf {
         self.run_dir(id).join("exit.json")

@@ -110,7 +110,9 @@ mod tests {
 
     #[test]
     fn percent_encoding_and_repeats_are_decoded() {
-        let q = Q(url_decode_pairs("changes=CMD%20%5B%22x%22%5D&changes=ENV+A%3Db&fromSrc=-"));
+        let q = Q(url_decode_pairs(
+            "changes=CMD%20%5B%22x%22%5D&changes=ENV+A%3Db&fromSrc=-",
+        ));
         assert_eq!(q.all("changes"), vec![r#"CMD ["x"]"#, "ENV A=b"]);
         assert_eq!(q.get("fromSrc"), Some("-"));
     }

@@ -97,9 +97,8 @@ pub async fn read_reply(reader: &mut BufReader<OwnedReadHalf>) -> Result<Reply, 
             Err(e) => return Err(ShimError::Io(e)),
         }
     }
-    serde_json::from_slice(&buf).map_err(|e| {
-        ShimError::Protocol(format!("{e}: {:?}", String::from_utf8_lossy(&buf)))
-    })
+    serde_json::from_slice(&buf)
+        .map_err(|e| ShimError::Protocol(format!("{e}: {:?}", String::from_utf8_lossy(&buf))))
 }
 
 /// Connects and sends `Wait`; the returned future resolves when the container exits.
@@ -108,7 +107,8 @@ pub async fn wait_conn(socket: &Path) -> Result<Conn, ShimError> {
         .await
         .map_err(ShimError::Connect)?;
     let (r, mut writer) = stream.into_split();
-    let mut line = serde_json::to_vec(&Request::Wait).map_err(|e| ShimError::Protocol(e.to_string()))?;
+    let mut line =
+        serde_json::to_vec(&Request::Wait).map_err(|e| ShimError::Protocol(e.to_string()))?;
     line.push(b'\n');
     writer.write_all(&line).await.map_err(ShimError::Io)?;
     Ok(Conn {

@@ -21,8 +21,10 @@ fn json_response(status: StatusCode, v: &impl serde::Serialize) -> Response {
     match serde_json::to_vec(v) {
         Ok(b) => {
             let mut r = (status, b).into_response();
-            r.headers_mut()
-                .insert(header::CONTENT_TYPE, HeaderValue::from_static("application/json"));
+            r.headers_mut().insert(
+                header::CONTENT_TYPE,
+                HeaderValue::from_static("application/json"),
+            );
             r
         }
         Err(e) => ApiError::from_internal("cannot encode response", &e).into_response(),
@@ -31,7 +33,9 @@ fn json_response(status: StatusCode, v: &impl serde::Serialize) -> Response {
 
 pub async fn create(State(st): State<AppState>, q: Q, body: Bytes) -> ApiResult<Response> {
     let body: ContainerCreateBody = if body.is_empty() {
-        return Err(ApiError::invalid("request body is empty: a container config is required"));
+        return Err(ApiError::invalid(
+            "request body is empty: a container config is required",
+        ));
     } else {
         serde_json::from_slice(&body)
             .map_err(|e| ApiError::invalid(format!("invalid JSON in container config: {e}")))?
@@ -76,18 +80,32 @@ pub async fn start(State(st): State<AppState>, Path(id): Path<String>) -> ApiRes
     Ok(StatusCode::NO_CONTENT)
 }
 
-pub async fn stop(State(st): State<AppState>, Path(id): Path<String>, q: Q) -> ApiResult<StatusCode> {
+pub async fn stop(
+    State(st): State<AppState>,
+    Path(id): Path<String>,
+    q: Q,
+) -> ApiResult<StatusCode> {
     let c = st.containers.get(&id)?;
     let _op = c.op.lock().await;
-    st.containers.stop(&c, q.get("signal").filter(|s| !s.is_empty()), q.int("t")?).await?;
+    st.containers
+        .stop(&c, q.get("signal").filter(|s| !s.is_empty()), q.int("t")?)
+        .await?;
     Ok(StatusCode::NO_CONTENT)
 }
 
-pub async fn restart(State(st): State<AppState>, Path(id): Path<String>, q: Q) -> ApiResult<StatusCode> {
+pub async fn restart(
+    State(st): State<AppState>,
+    Path(id): Path<String>,
+    q: Q,
+) -> ApiResult<StatusCode> {
     let c = st.containers.get(&id)?;
     {
         let _op = c.op.lock().await;
-        match st.containers.stop(&c, q.get("signal").filter(|s| !s.is_empty()), q.int("t")?).await {
+        match st
+            .containers
+            .stop(&c, q.get("signal").filter(|s| !s.is_empty()), q.int("t")?)
+            .await
+        {
             Ok(()) => {}
             Err(e) if e.kind == arca_model::ErrorKind::NotModified => {}
             Err(e) => return Err(e),
@@ -97,14 +115,26 @@ pub async fn restart(State(st): State<AppState>, Path(id): Path<String>, q: Q) -
     Ok(StatusCode::NO_CONTENT)
 }
 
-pub async fn kill(State(st): State<AppState>, Path(id): Path<String>, q: Q) -> ApiResult<StatusCode> {
+pub async fn kill(
+    State(st): State<AppState>,
+    Path(id): Path<String>,
+    q: Q,
+) -> ApiResult<StatusCode> {
     let c = st.containers.get(&id)?;
-    let sig = parse_signal(q.get("signal").filter(|s| !s.is_empty()).unwrap_or("SIGKILL"))?;
+    let sig = parse_signal(
+        q.get("signal")
+            .filter(|s| !s.is_empty())
+            .unwrap_or("SIGKILL"),
+    )?;
     st.containers.kill(&c, sig).await?;
     Ok(StatusCode::NO_CONTENT)
 }
 
-pub async fn remove(State(st): State<AppState>, Path(id): Path<String>, q: Q) -> ApiResult<StatusCode> {
+pub async fn remove(
+    State(st): State<AppState>,
+    Path(id): Path<String>,
+    q: Q,
+) -> ApiResult<StatusCode> {
     let c = st.containers.get(&id)?;
     st.containers.remove(&c, q.bool("force", false)).await?;
     Ok(StatusCode::NO_CONTENT)
@@ -131,8 +161,10 @@ pub async fn wait(State(st): State<AppState>, Path(id): Path<String>, q: Q) -> A
         Ok::<_, std::io::Error>(Bytes::from(v))
     };
     let mut r = Response::new(Body::from_stream(futures_util::stream::once(fut)));
-    r.headers_mut()
-        .insert(header::CONTENT_TYPE, HeaderValue::from_static("application/json"));
+    r.headers_mut().insert(
+        header::CONTENT_TYPE,
+        HeaderValue::from_static("application/json"),
+    );
     Ok(r)
 }
 
@@ -172,18 +204,28 @@ pub async fn attach(
     let mut r = Response::new(Body::empty());
     *r.status_mut() = StatusCode::SWITCHING_PROTOCOLS;
     let h = r.headers_mut();
-    h.insert(header::CONTENT_TYPE, HeaderValue::from_static(stream_content_type(tty, v)));
+    h.insert(
+        header::CONTENT_TYPE,
+        HeaderValue::from_static(stream_content_type(tty, v)),
+    );
     h.insert(header::CONNECTION, HeaderValue::from_static("Upgrade"));
     h.insert(header::UPGRADE, HeaderValue::from_static("tcp"));
     Ok(r)
 }
 
-pub async fn resize(State(st): State<AppState>, Path(id): Path<String>, q: Q) -> ApiResult<StatusCode> {
+pub async fn resize(
+    State(st): State<AppState>,
+    Path(id): Path<String>,
+    q: Q,
+) -> ApiResult<StatusCode> {
     let c = st.containers.get(&id)?;
     let rows = q.int("h")?.unwrap_or(0);
     let cols = q.int("w")?.unwrap_or(0);
     if !c.status().is_running() {
-        return Err(ApiError::conflict(format!("Container {} is not running", c.id)));
+        return Err(ApiError::conflict(format!(
+            "Container {} is not running",
+            c.id
+        )));
     }
     let req = arca_api::shim::Request::Resize {
         rows: u16::try_from(rows).map_err(|_| ApiError::invalid("invalid height"))?,
@@ -220,13 +262,18 @@ pub async fn logs(
     let tty = c.snapshot().config.tty.unwrap_or(false);
     let (stdout, stderr) = (q.bool("stdout", false), q.bool("stderr", false));
     if !stdout && !stderr {
-        return Err(ApiError::invalid("Bad parameters: you must choose at least one stream"));
+        return Err(ApiError::invalid(
+            "Bad parameters: you must choose at least one stream",
+        ));
     }
     let tail = match q.get("tail").unwrap_or("all") {
         "all" | "" => None,
-        t => Some(t.parse::<i64>().map_err(|_| ApiError::invalid(format!("invalid tail: {t:?}")))?)
-            .filter(|n| *n >= 0)
-            .map(|n| n as usize),
+        t => Some(
+            t.parse::<i64>()
+                .map_err(|_| ApiError::invalid(format!("invalid tail: {t:?}")))?,
+        )
+        .filter(|n| *n >= 0)
+        .map(|n| n as usize),
     };
     let opts = LogOpts {
         stdout,

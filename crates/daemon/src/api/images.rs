@@ -15,7 +15,9 @@ use super::AppState;
 use crate::error::{ApiError, ApiResult};
 use crate::query::Q;
 
-async fn blocking<T: Send + 'static>(f: impl FnOnce() -> ApiResult<T> + Send + 'static) -> ApiResult<T> {
+async fn blocking<T: Send + 'static>(
+    f: impl FnOnce() -> ApiResult<T> + Send + 'static,
+) -> ApiResult<T> {
     tokio::task::spawn_blocking(f)
         .await
         .map_err(|e| ApiError::internal(format!("image task failed: {e}")))?
@@ -23,8 +25,10 @@ async fn blocking<T: Send + 'static>(f: impl FnOnce() -> ApiResult<T> + Send + '
 
 fn json_ok(v: &Value) -> Response {
     let mut r = (StatusCode::OK, v.to_string()).into_response();
-    r.headers_mut()
-        .insert(header::CONTENT_TYPE, HeaderValue::from_static("application/json"));
+    r.headers_mut().insert(
+        header::CONTENT_TYPE,
+        HeaderValue::from_static("application/json"),
+    );
     r
 }
 
@@ -35,8 +39,10 @@ fn ndjson(status: StatusCode, lines: &[Value]) -> Response {
         body.push('\n');
     }
     let mut r = (status, body).into_response();
-    r.headers_mut()
-        .insert(header::CONTENT_TYPE, HeaderValue::from_static("application/json"));
+    r.headers_mut().insert(
+        header::CONTENT_TYPE,
+        HeaderValue::from_static("application/json"),
+    );
     r
 }
 
@@ -91,12 +97,24 @@ fn inspect_json(img: &Image) -> Value {
 pub async fn list(State(st): State<AppState>, q: Q) -> ApiResult<Response> {
     let store = st.store.clone();
     let images = blocking(move || store.list().map_err(ApiError::from)).await?;
-    let dangling_only = q.get("filters").is_some_and(|f| f.contains("\"dangling\"") && f.contains("true"));
-    let all_containers: Vec<_> = st.containers.all().iter().map(|c| c.snapshot().image_id).collect();
+    let dangling_only = q
+        .get("filters")
+        .is_some_and(|f| f.contains("\"dangling\"") && f.contains("true"));
+    let all_containers: Vec<_> = st
+        .containers
+        .all()
+        .iter()
+        .map(|c| c.snapshot().image_id)
+        .collect();
     let out: Vec<Value> = images
         .iter()
         .filter(|i| !dangling_only || i.repo_tags.is_empty())
-        .map(|i| summary(i, all_containers.iter().filter(|c| *c == &i.id).count() as i64))
+        .map(|i| {
+            summary(
+                i,
+                all_containers.iter().filter(|c| *c == &i.id).count() as i64,
+            )
+        })
         .collect();
     Ok(json_ok(&Value::Array(out)))
 }
@@ -105,7 +123,10 @@ fn split_suffix<'a>(rest: &'a str, suffix: &str) -> Option<&'a str> {
     rest.strip_suffix(suffix).filter(|n| !n.is_empty())
 }
 
-pub async fn get_by_name(State(st): State<AppState>, Path(rest): Path<String>) -> ApiResult<Response> {
+pub async fn get_by_name(
+    State(st): State<AppState>,
+    Path(rest): Path<String>,
+) -> ApiResult<Response> {
     let Some(name) = split_suffix(&rest, "/json") else {
         return Err(ApiError::not_found("page not found"));
     };
@@ -115,12 +136,22 @@ pub async fn get_by_name(State(st): State<AppState>, Path(rest): Path<String>) -
     Ok(json_ok(&inspect_json(&img)))
 }
 
-pub async fn post_by_name(State(st): State<AppState>, Path(rest): Path<String>, q: Q) -> ApiResult<Response> {
+pub async fn post_by_name(
+    State(st): State<AppState>,
+    Path(rest): Path<String>,
+    q: Q,
+) -> ApiResult<Response> {
     if let Some(name) = split_suffix(&rest, "/tag") {
         let repo = q.get("repo").unwrap_or("").to_owned();
-        let tag = q.get("tag").filter(|t| !t.is_empty()).unwrap_or("latest").to_owned();
+        let tag = q
+            .get("tag")
+            .filter(|t| !t.is_empty())
+            .unwrap_or("latest")
+            .to_owned();
         let reference = if repo.contains('@') {
-            return Err(ApiError::invalid("refusing to create a tag with a digest reference"));
+            return Err(ApiError::invalid(
+                "refusing to create a tag with a digest reference",
+            ));
         } else {
             Reference::with_tag(&repo, &tag).map_err(|e| ApiError::invalid(e.to_string()))?
         };
@@ -143,7 +174,11 @@ pub async fn post_by_name(State(st): State<AppState>, Path(rest): Path<String>, 
     Err(ApiError::not_found("page not found"))
 }
 
-pub async fn remove(State(st): State<AppState>, Path(rest): Path<String>, q: Q) -> ApiResult<Response> {
+pub async fn remove(
+    State(st): State<AppState>,
+    Path(rest): Path<String>,
+    q: Q,
+) -> ApiResult<Response> {
     let force = q.bool("force", false);
     let store = st.store.clone();
     let containers = st.containers.clone();
@@ -177,7 +212,8 @@ async fn with_body_reader<T: Send + 'static>(
 }
 
 pub async fn load(State(st): State<AppState>, q: Q, body: Body) -> ApiResult<Response> {
-    let quiet = q.bool("quiet", false);
+    // `quiet` only hides progress bars; the "Loaded image" lines are always sent (the
+    // docker CLI sets quiet whenever its output is not a terminal).
     let store = st.store.clone();
     let lines = with_body_reader(body, move |r| {
         let mut lines = Vec::new();
@@ -187,11 +223,10 @@ pub async fn load(State(st): State<AppState>, q: Q, body: Body) -> ApiResult<Res
         Ok(lines)
     })
     .await?;
-    let msgs: Vec<Value> = if quiet {
-        Vec::new()
-    } else {
-        lines.iter().map(|l| json!({"stream": format!("{l}\n")})).collect()
-    };
+    let msgs: Vec<Value> = lines
+        .iter()
+        .map(|l| json!({"stream": format!("{l}\n")}))
+        .collect();
     Ok(ndjson(StatusCode::OK, &msgs))
 }
 
@@ -206,11 +241,13 @@ pub async fn create(State(st): State<AppState>, q: Q, body: Body) -> ApiResult<R
             None => None,
             Some(repo) => {
                 let tag = q.get("tag").filter(|t| !t.is_empty());
-                Some(match tag {
-                    Some(t) => Reference::with_tag(repo, t),
-                    None => repo.parse::<Reference>().map(Reference::with_default_tag),
-                }
-                .map_err(|e| ApiError::invalid(e.to_string()))?)
+                Some(
+                    match tag {
+                        Some(t) => Reference::with_tag(repo, t),
+                        None => repo.parse::<Reference>().map(Reference::with_default_tag),
+                    }
+                    .map_err(|e| ApiError::invalid(e.to_string()))?,
+                )
             }
         };
         let changes: Vec<String> = q.all("changes");
@@ -222,7 +259,10 @@ pub async fn create(State(st): State<AppState>, q: Q, body: Body) -> ApiResult<R
                 .map_err(ApiError::from)
         })
         .await?;
-        return Ok(ndjson(StatusCode::OK, &[json!({"status": img.id.to_string()})]));
+        return Ok(ndjson(
+            StatusCode::OK,
+            &[json!({"status": img.id.to_string()})],
+        ));
     }
     if let Some(image) = q.get("fromImage") {
         let tag = q.get("tag").filter(|t| !t.is_empty());

@@ -51,7 +51,9 @@ async fn version_prefix(mut req: Request) -> Result<Request, Response> {
         let (ver, tail) = rest.split_at(rest.find('/').unwrap_or(rest.len()));
         if !ver.is_empty() && ver.bytes().all(|b| b.is_ascii_digit() || b == b'.') {
             let Some(m) = (ver.starts_with("1.")).then(|| minor(ver)).flatten() else {
-                return Err(ApiError::invalid(format!("invalid API version: {ver}")).into_response());
+                return Err(
+                    ApiError::invalid(format!("invalid API version: {ver}")).into_response()
+                );
             };
             if m > latest {
                 return Err(ApiError::invalid(format!(
@@ -128,7 +130,10 @@ pub fn app(
         .route("/containers/{id}/attach", post(containers::attach))
         .route("/containers/{id}/resize", post(containers::resize))
         .route("/containers/{id}/logs", get(containers::logs))
-        .route("/containers/{id}", axum::routing::delete(containers::remove))
+        .route(
+            "/containers/{id}",
+            axum::routing::delete(containers::remove),
+        )
         .route("/images/json", get(images::list))
         .route("/images/load", post(images::load))
         .route("/images/create", post(images::create))

@@ -63,7 +63,10 @@ async fn splice(io: Upgraded, socket: &Path, opts: AttachOpts) {
     tokio::spawn(async move {
         let client = TokioIo::new(io);
         let (mut cr, mut cw) = tokio::io::split(client);
-        let shim::Conn { mut reader, mut writer } = conn;
+        let shim::Conn {
+            mut reader,
+            mut writer,
+        } = conn;
         let input = tokio::spawn(async move {
             if opts.stdin {
                 let _ = tokio::io::copy(&mut cr, &mut writer).await;

@@ -89,9 +89,22 @@ impl Containers {
             "modest", "nifty", "quirky", "serene", "tender", "vibrant", "zealous",
         ];
         const RIGHT: &[&str] = &[
-            "archimedes", "babbage", "curie", "dijkstra", "euler", "feynman", "hopper",
-            "kepler", "lamarr", "lovelace", "noether", "pascal", "ritchie", "shannon",
-            "thompson", "turing",
+            "archimedes",
+            "babbage",
+            "curie",
+            "dijkstra",
+            "euler",
+            "feynman",
+            "hopper",
+            "kepler",
+            "lamarr",
+            "lovelace",
+            "noether",
+            "pascal",
+            "ritchie",
+            "shannon",
+            "thompson",
+            "turing",
         ];
         loop {
             let l = LEFT[rand_index(LEFT.len())];
@@ -109,11 +122,12 @@ fn rand_index(n: usize) -> usize {
     usize::from_str_radix(&hex, 16).unwrap_or(0) % n
 }
 
-/// Docker's container name rule: `/?[a-zA-Z0-9][a-zA-Z0-9_.-]+`.
+/// Docker's container name rule `/?[a-zA-Z0-9][a-zA-Z0-9_.-]+`, relaxed to accept
+/// one-character names (`--name x`), which Docker refuses for no stated reason.
 fn validate_name(n: &str) -> ApiResult<String> {
     let n = n.strip_prefix('/').unwrap_or(n);
     let b = n.as_bytes();
-    let ok = b.len() >= 2
+    let ok = !b.is_empty()
         && b[0].is_ascii_alphanumeric()
         && b[1..]
             .iter()
@@ -210,7 +224,9 @@ fn merge_config(
             continue;
         }
         if key.is_empty() {
-            return Err(ApiError::invalid(format!("invalid environment variable: {e}")));
+            return Err(ApiError::invalid(format!(
+                "invalid environment variable: {e}"
+            )));
         }
         env.retain(|x| x.split('=').next() != Some(key));
         env.push(e.clone());
@@ -226,7 +242,10 @@ fn merge_config(
     let user_cmd = body.cmd.clone().filter(|c| !c.is_empty());
     let (entrypoint, cmd) = match user_entrypoint {
         // `--entrypoint ""` clears the image's entrypoint.
-        Some(ep) => (Some(ep).filter(|e| !e.is_empty() && e != &[String::new()]), user_cmd),
+        Some(ep) => (
+            Some(ep).filter(|e| !e.is_empty() && e != &[String::new()]),
+            user_cmd,
+        ),
         None => (
             strings(&img, "Entrypoint").filter(|e| !e.is_empty()),
             user_cmd.or_else(|| strings(&img, "Cmd")),
@@ -342,7 +361,8 @@ mod tests {
     #[test]
     fn names_follow_docker_rules() {
         assert_eq!(validate_name("/web").expect("ok"), "web");
-        assert!(validate_name("a").is_err());
+        assert_eq!(validate_name("x").expect("one character is fine"), "x");
+        assert!(validate_name("").is_err());
         assert!(validate_name("-x").is_err());
         assert!(validate_name("a b").is_err());
     }

@@ -47,7 +47,9 @@ impl LogOpts {
             "stderr" => StreamKind::Stderr,
             _ => StreamKind::Stdout,
         };
-        if (kind == StreamKind::Stdout && !self.stdout) || (kind == StreamKind::Stderr && !self.stderr) {
+        if (kind == StreamKind::Stdout && !self.stdout)
+            || (kind == StreamKind::Stderr && !self.stderr)
+        {
             return None;
         }
         if self.since.is_some() || self.until.is_some() {

@@ -17,7 +17,11 @@ impl Containers {
         let mut n = 0;
         for entry in std::fs::read_dir(&dir)? {
             let entry = entry?;
-            let Ok(id) = entry.file_name().to_string_lossy().parse::<arca_model::ContainerId>() else {
+            let Ok(id) = entry
+                .file_name()
+                .to_string_lossy()
+                .parse::<arca_model::ContainerId>()
+            else {
                 continue;
             };
             let file = self.paths.record_file(&id);

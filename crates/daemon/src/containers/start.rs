@@ -34,15 +34,47 @@ pub const DEFAULT_CAPS: &[&str] = &[
 
 /// Every capability the kernel defines (for `--privileged` and `--cap-add ALL`).
 pub const ALL_CAPS: &[&str] = &[
-    "CAP_CHOWN", "CAP_DAC_OVERRIDE", "CAP_DAC_READ_SEARCH", "CAP_FOWNER", "CAP_FSETID",
-    "CAP_KILL", "CAP_SETGID", "CAP_SETUID", "CAP_SETPCAP", "CAP_LINUX_IMMUTABLE",
-    "CAP_NET_BIND_SERVICE", "CAP_NET_BROADCAST", "CAP_NET_ADMIN", "CAP_NET_RAW",
-    "CAP_IPC_LOCK", "CAP_IPC_OWNER", "CAP_SYS_MODULE", "CAP_SYS_RAWIO", "CAP_SYS_CHROOT",
-    "CAP_SYS_PTRACE", "CAP_SYS_PACCT", "CAP_SYS_ADMIN", "CAP_SYS_BOOT", "CAP_SYS_NICE",
-    "CAP_SYS_RESOURCE", "CAP_SYS_TIME", "CAP_SYS_TTY_CONFIG", "CAP_MKNOD", "CAP_LEASE",
-    "CAP_AUDIT_WRITE", "CAP_AUDIT_CONTROL", "CAP_SETFCAP", "CAP_MAC_OVERRIDE",
-    "CAP_MAC_ADMIN", "CAP_SYSLOG", "CAP_WAKE_ALARM", "CAP_BLOCK_SUSPEND", "CAP_AUDIT_READ",
-    "CAP_PERFMON", "CAP_BPF", "CAP_CHECKPOINT_RESTORE",
+    "CAP_CHOWN",
+    "CAP_DAC_OVERRIDE",
+    "CAP_DAC_READ_SEARCH",
+    "CAP_FOWNER",
+    "CAP_FSETID",
+    "CAP_KILL",
+    "CAP_SETGID",
+    "CAP_SETUID",
+    "CAP_SETPCAP",
+    "CAP_LINUX_IMMUTABLE",
+    "CAP_NET_BIND_SERVICE",
+    "CAP_NET_BROADCAST",
+    "CAP_NET_ADMIN",
+    "CAP_NET_RAW",
+    "CAP_IPC_LOCK",
+    "CAP_IPC_OWNER",
+    "CAP_SYS_MODULE",
+    "CAP_SYS_RAWIO",
+    "CAP_SYS_CHROOT",
+    "CAP_SYS_PTRACE",
+    "CAP_SYS_PACCT",
+    "CAP_SYS_ADMIN",
+    "CAP_SYS_BOOT",
+    "CAP_SYS_NICE",
+    "CAP_SYS_RESOURCE",
+    "CAP_SYS_TIME",
+    "CAP_SYS_TTY_CONFIG",
+    "CAP_MKNOD",
+    "CAP_LEASE",
+    "CAP_AUDIT_WRITE",
+    "CAP_AUDIT_CONTROL",
+    "CAP_SETFCAP",
+    "CAP_MAC_OVERRIDE",
+    "CAP_MAC_ADMIN",
+    "CAP_SYSLOG",
+    "CAP_WAKE_ALARM",
+    "CAP_BLOCK_SUSPEND",
+    "CAP_AUDIT_READ",
+    "CAP_PERFMON",
+    "CAP_BPF",
+    "CAP_CHECKPOINT_RESTORE",
 ];
 
 /// What a `--security-opt` value asks for.
@@ -62,20 +94,28 @@ pub fn parse_security_opt(opt: &str) -> ApiResult<SecurityOpt> {
         "no-new-privileges" => match v {
             "" | "true" => Ok(SecurityOpt::NoNewPrivileges(true)),
             "false" => Ok(SecurityOpt::NoNewPrivileges(false)),
-            _ => Err(ApiError::invalid(format!("invalid --security-opt: {opt:?}"))),
+            _ => Err(ApiError::invalid(format!(
+                "invalid --security-opt: {opt:?}"
+            ))),
         },
         "seccomp" if v == "unconfined" => Ok(SecurityOpt::Seccomp(false)),
         "seccomp" => Err(ApiError::invalid(format!(
             "--security-opt {opt:?}: custom seccomp profiles are not supported yet"
         ))),
         "apparmor" | "label" => Ok(SecurityOpt::Ignored),
-        _ => Err(ApiError::invalid(format!("invalid --security-opt: {opt:?}"))),
+        _ => Err(ApiError::invalid(format!(
+            "invalid --security-opt: {opt:?}"
+        ))),
     }
 }
 
 fn cap_name(c: &str) -> String {
     let up = c.to_ascii_uppercase();
-    if up.starts_with("CAP_") { up } else { format!("CAP_{up}") }
+    if up.starts_with("CAP_") {
+        up
+    } else {
+        format!("CAP_{up}")
+    }
 }
 
 fn capabilities(rec: &ContainerRecord) -> ApiResult<Vec<String>> {
@@ -132,7 +172,11 @@ impl Containers {
         Ok(NetworkConfig::None)
     }
 
-    fn shim_config(&self, rec: &ContainerRecord, lower: Vec<std::path::PathBuf>) -> ApiResult<ShimConfig> {
+    fn shim_config(
+        &self,
+        rec: &ContainerRecord,
+        lower: Vec<std::path::PathBuf>,
+    ) -> ApiResult<ShimConfig> {
         let p = &self.paths;
         let id = &rec.id;
         let h = &rec.host_config;
@@ -172,7 +216,11 @@ impl Containers {
             process: ProcessConfig {
                 args,
                 env: c.env.clone().unwrap_or_default(),
-                cwd: c.working_dir.clone().filter(|w| !w.is_empty()).unwrap_or_else(|| "/".into()),
+                cwd: c
+                    .working_dir
+                    .clone()
+                    .filter(|w| !w.is_empty())
+                    .unwrap_or_else(|| "/".into()),
                 user: c.user.clone().unwrap_or_default(),
                 tty: c.tty.unwrap_or(false),
                 open_stdin: c.open_stdin.unwrap_or(false),
@@ -222,8 +270,28 @@ impl Containers {
         })
     }
 
-    /// `POST /containers/{id}/start`.
+    /// `POST /containers/{id}/start`. A container that fails to start drops its waiting
+    /// attach sessions, and is removed if it was created with auto-remove (`--rm`).
     pub async fn start(self: &Arc<Self>, c: &Arc<Container>) -> ApiResult<()> {
+        let result = self.start_locked(c).await;
+        if let Err(e) = &result
+            && e.kind != ErrorKind::NotModified
+        {
+            c.pending_attach
+                .lock()
+                .unwrap_or_else(|p| p.into_inner())
+                .clear();
+            let auto_remove = c.lock().host_config.auto_remove.unwrap_or(false);
+            if auto_remove && !c.status().is_running() {
+                if let Err(e) = self.remove(c, true).await {
+                    tracing::warn!(id = %c.id, error = %e, "cannot auto-remove container");
+                }
+            }
+        }
+        result
+    }
+
+    async fn start_locked(self: &Arc<Self>, c: &Arc<Container>) -> ApiResult<()> {
         let _op = c.op.lock().await;
         let rec = c.snapshot();
         if rec.state.status.is_running() {
@@ -253,7 +321,9 @@ impl Containers {
             .await
             .map_err(|e| ApiError::from_internal("cannot start container", &e))?;
         let Some(pid) = ready.pid else {
-            let message = ready.error.unwrap_or_else(|| "container creation failed".into());
+            let message = ready
+                .error
+                .unwrap_or_else(|| "container creation failed".into());
             let code = ready.exit_code.unwrap_or(128);
             c.update(&self.paths, |r| {
                 r.state.status = if r.state.started_at == ZERO_TIME {
@@ -280,9 +350,11 @@ impl Containers {
         let monitor = shim::wait_conn(&config.socket)
             .await
             .map_err(|e| ApiError::from_internal("cannot monitor container", &e))?;
-        let pending = std::mem::take(&mut *c.pending_attach.lock().unwrap_or_else(|p| p.into_inner()));
+        let pending =
+            std::mem::take(&mut *c.pending_attach.lock().unwrap_or_else(|p| p.into_inner()));
         for p in pending {
-            p.connect(&config.socket, rec.config.tty.unwrap_or(false)).await;
+            p.connect(&config.socket, rec.config.tty.unwrap_or(false))
+                .await;
         }
         c.update(&self.paths, |r| {
             r.state.status = ContainerStatus::Running;
@@ -298,7 +370,9 @@ impl Containers {
         match shim::simple(&config.socket, &Request::Start).await {
             Ok(Reply::Ok { .. }) => {}
             Ok(Reply::Error { message }) => {
-                return Err(ApiError::internal(format!("cannot start container: {message}")));
+                return Err(ApiError::internal(format!(
+                    "cannot start container: {message}"
+                )));
             }
             Ok(Reply::Exited(_)) => {}
             Err(e) => return Err(ApiError::from_internal("cannot start container", &e)),
@@ -359,7 +433,11 @@ impl Containers {
 }
 
 /// `/etc/hostname`, `/etc/hosts` and `/etc/resolv.conf` for the container.
-fn write_etc_files(paths: &crate::paths::Paths, id: &arca_model::ContainerId, hostname: &str) -> std::io::Result<()> {
+fn write_etc_files(
+    paths: &crate::paths::Paths,
+    id: &arca_model::ContainerId,
+    hostname: &str,
+) -> std::io::Result<()> {
     let dir = paths.container_dir(id);
     std::fs::create_dir_all(paths.run_dir(id).join("bundle"))?;
     if let Some(s) = paths.shim_socket(id).parent() {

@@ -13,13 +13,27 @@ use crate::shim;
 pub fn parse_signal(s: &str) -> ApiResult<i32> {
     let bad = || ApiError::invalid(format!("Invalid signal: {s}"));
     if let Ok(n) = s.parse::<i32>() {
-        return if (1..=64).contains(&n) { Ok(n) } else { Err(bad()) };
+        return if (1..=64).contains(&n) {
+            Ok(n)
+        } else {
+            Err(bad())
+        };
     }
     let up = s.to_ascii_uppercase();
     let name = up.strip_prefix("SIG").unwrap_or(&up);
     if let Some(rt) = name.strip_prefix("RTMIN") {
-        let off: i32 = if rt.is_empty() { 0 } else { rt.trim_start_matches('+').parse().map_err(|_| bad())? };
-        return Ok(libc::SIGRTMIN() + off).and_then(|n| if n <= libc::SIGRTMAX() { Ok(n) } else { Err(bad()) });
+        let off: i32 = if rt.is_empty() {
+            0
+        } else {
+            rt.trim_start_matches('+').parse().map_err(|_| bad())?
+        };
+        return Ok(libc::SIGRTMIN() + off).and_then(|n| {
+            if n <= libc::SIGRTMAX() {
+                Ok(n)
+            } else {
+                Err(bad())
+            }
+        });
     }
     let n = match name {
         "HUP" => libc::SIGHUP,
@@ -103,15 +117,28 @@ impl Containers {
     pub async fn kill_and_wait(&self, c: &Container, signal: i32) -> ApiResult<()> {
         let mut rx = c.subscribe();
         self.kill(c, signal).await.or_else(|e| {
-            if c.status().is_running() { Err(e) } else { Ok(()) }
+            if c.status().is_running() {
+                Err(e)
+            } else {
+                Ok(())
+            }
         })?;
-        let _ = tokio::time::timeout(Duration::from_secs(30), rx.wait_for(|l| !l.status.is_running())).await;
+        let _ = tokio::time::timeout(
+            Duration::from_secs(30),
+            rx.wait_for(|l| !l.status.is_running()),
+        )
+        .await;
         Ok(())
     }
 
     /// `POST /containers/{id}/stop`: the stop signal, then SIGKILL after `timeout` seconds
     /// (negative: wait forever).
-    pub async fn stop(&self, c: &Container, signal: Option<&str>, timeout: Option<i64>) -> ApiResult<()> {
+    pub async fn stop(
+        &self,
+        c: &Container,
+        signal: Option<&str>,
+        timeout: Option<i64>,
+    ) -> ApiResult<()> {
         if !c.status().is_running() {
             return Err(ApiError::not_modified());
         }

@@ -39,7 +39,11 @@ pub fn inspect(rec: &ContainerRecord, paths: &Paths) -> ContainerInspectResponse
     let s = &rec.state;
     let dir = paths.container_dir(&rec.id);
     let mut host_config = rec.host_config.clone();
-    if host_config.network_mode.as_deref().is_none_or(str::is_empty) {
+    if host_config
+        .network_mode
+        .as_deref()
+        .is_none_or(str::is_empty)
+    {
         host_config.network_mode = Some("default".into());
     }
     ContainerInspectResponse {
@@ -78,11 +82,21 @@ pub fn inspect(rec: &ContainerRecord, paths: &Paths) -> ContainerInspectResponse
         graph_driver: Some(DriverData {
             name: "overlay2".into(),
             data: HashMap::from([
-                ("UpperDir".to_string(), paths.upper_dir(&rec.id).display().to_string()),
-                ("WorkDir".to_string(), paths.work_dir(&rec.id).display().to_string()),
+                (
+                    "UpperDir".to_string(),
+                    paths.upper_dir(&rec.id).display().to_string(),
+                ),
+                (
+                    "WorkDir".to_string(),
+                    paths.work_dir(&rec.id).display().to_string(),
+                ),
                 (
                     "MergedDir".to_string(),
-                    paths.run_dir(&rec.id).join("bundle/rootfs").display().to_string(),
+                    paths
+                        .run_dir(&rec.id)
+                        .join("bundle/rootfs")
+                        .display()
+                        .to_string(),
                 ),
             ]),
         }),
@@ -103,7 +117,11 @@ pub fn status_text(rec: &ContainerRecord, now: chrono::DateTime<chrono::Utc>) ->
     let since = |t: &str| {
         chrono::DateTime::parse_from_rfc3339(t)
             .ok()
-            .map(|d| (now - d.with_timezone(&chrono::Utc)).to_std().unwrap_or_default())
+            .map(|d| {
+                (now - d.with_timezone(&chrono::Utc))
+                    .to_std()
+                    .unwrap_or_default()
+            })
             .unwrap_or_default()
     };
     let s = &rec.state;
@@ -160,17 +178,8 @@ pub fn human_duration(d: std::time::Duration) -> String {
 fn command_line(rec: &ContainerRecord) -> String {
     let mut parts = vec![rec.path.clone()];
     parts.extend(rec.args.iter().cloned());
-    parts
-        .iter()
-        .map(|p| {
-            if p.contains(' ') || p.is_empty() {
-                format!("\"{p}\"")
-            } else {
-                p.clone()
-            }
-        })
-        .collect::<Vec<_>>()
-        .join(" ")
+    // Moby joins without quoting; the CLI quotes the whole string.
+    parts.join(" ")
 }
 
 pub fn summary(rec: &ContainerRecord, now: chrono::DateTime<chrono::Utc>) -> ContainerSummary {
@@ -210,7 +219,10 @@ mod tests {
 
     #[test]
     fn durations_read_like_docker() {
-        assert_eq!(human_duration(Duration::from_millis(300)), "Less than a second");
+        assert_eq!(
+            human_duration(Duration::from_millis(300)),
+            "Less than a second"
+        );
         assert_eq!(human_duration(Duration::from_secs(3)), "3 seconds");
         assert_eq!(human_duration(Duration::from_secs(65)), "About a minute");
         assert_eq!(human_duration(Duration::from_secs(600)), "10 minutes");
