@@ -33,7 +33,7 @@ pub struct Args {
 #[derive(Subcommand, Debug)]
 pub enum Command {
     /// Create and run a new container from an image
-    Run(run::RunArgs),
+    Run(Box<run::RunArgs>),
     /// List containers
     Ps(commands::PsArgs),
     /// Fetch the logs of a container
@@ -86,7 +86,7 @@ pub fn main() -> i32 {
             }
         };
         let result = match args.command {
-            Command::Run(a) => run::run(&cli, a).await,
+            Command::Run(a) => run::run(&cli, *a).await,
             Command::Ps(a) => commands::ps(&cli, a).await,
             Command::Logs(a) => commands::logs(&cli, a).await,
             Command::Start(a) => commands::start(&cli, a).await,

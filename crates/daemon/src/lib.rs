@@ -129,9 +129,8 @@ pub async fn run(config: DaemonConfig) -> Result<(), DaemonError> {
     tracing::info!("shutting down; containers keep running");
     let _ = stop_tx.send(());
     // Long-lived requests (wait, logs -f) would hold a graceful shutdown forever.
-    match tokio::time::timeout(Duration::from_secs(2), server).await {
-        Ok(Ok(Err(e))) => return Err(DaemonError::Serve(e)),
-        _ => {}
+    if let Ok(Ok(Err(e))) = tokio::time::timeout(Duration::from_secs(2), server).await {
+        return Err(DaemonError::Serve(e));
     }
     let _ = std::fs::remove_file(&socket);
     let _ = std::fs::remove_file(paths.pid_file());

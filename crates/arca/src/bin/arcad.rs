@@ -23,7 +23,12 @@ struct Args {
     #[arg(long = "cgroup-parent", default_value = "/arca")]
     cgroup_parent: String,
     /// Log level filter (error, warn, info, debug, trace).
-    #[arg(long = "log-level", short = 'l', default_value = "info", env = "ARCA_LOG")]
+    #[arg(
+        long = "log-level",
+        short = 'l',
+        default_value = "info",
+        env = "ARCA_LOG"
+    )]
     log_level: String,
 }
 

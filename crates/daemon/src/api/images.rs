@@ -203,15 +203,13 @@ async fn with_body_reader<T: Send + 'static>(
     body: Body,
     f: impl FnOnce(&mut dyn Read) -> ApiResult<T> + Send + 'static,
 ) -> ApiResult<T> {
-    let stream = body
-        .into_data_stream()
-        .map_err(|e| std::io::Error::new(std::io::ErrorKind::Other, e));
+    let stream = body.into_data_stream().map_err(std::io::Error::other);
     let reader = tokio_util::io::StreamReader::new(stream);
     let mut sync = tokio_util::io::SyncIoBridge::new(reader);
     blocking(move || f(&mut sync)).await
 }
 
-pub async fn load(State(st): State<AppState>, q: Q, body: Body) -> ApiResult<Response> {
+pub async fn load(State(st): State<AppState>, body: Body) -> ApiResult<Response> {
     // `quiet` only hides progress bars; the "Loaded image" lines are always sent (the
     // docker CLI sets quiet whenever its output is not a terminal).
     let store = st.store.clone();

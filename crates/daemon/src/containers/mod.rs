@@ -144,10 +144,10 @@ impl Containers {
         {
             return Ok(c.clone());
         }
-        if let Some(id) = t.names.get(key.trim_start_matches('/')) {
-            if let Some(c) = t.by_id.get(id) {
-                return Ok(c.clone());
-            }
+        if let Some(id) = t.names.get(key.trim_start_matches('/'))
+            && let Some(c) = t.by_id.get(id)
+        {
+            return Ok(c.clone());
         }
         let mut found = t
             .by_id

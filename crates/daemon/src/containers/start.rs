@@ -282,10 +282,11 @@ impl Containers {
                 .unwrap_or_else(|p| p.into_inner())
                 .clear();
             let auto_remove = c.lock().host_config.auto_remove.unwrap_or(false);
-            if auto_remove && !c.status().is_running() {
-                if let Err(e) = self.remove(c, true).await {
-                    tracing::warn!(id = %c.id, error = %e, "cannot auto-remove container");
-                }
+            if auto_remove
+                && !c.status().is_running()
+                && let Err(e) = self.remove(c, true).await
+            {
+                tracing::warn!(id = %c.id, error = %e, "cannot auto-remove container");
             }
         }
         result

@@ -1,0 +1,299 @@
+//! A dedicated arcad per test, on temporary directories, driven only through public
+//! clients: the arca CLI, the real docker CLI, and raw HTTP on the socket.
+
+#![allow(dead_code)]
+
+use std::io::{Read, Write};
+use std::os::unix::net::UnixStream;
+use std::path::{Path, PathBuf};
+use std::process::{Child, Command, Output, Stdio};
+use std::time::{Duration, Instant};
+
+pub const DOCKER: &str = "/usr/local/bin/docker";
+
+pub struct Daemon {
+    pub dir: tempfile::TempDir,
+    pub socket: PathBuf,
+    pub root: PathBuf,
+    pub exec_root: PathBuf,
+    pub cgroup_parent: String,
+    child: Option<Child>,
+}
+
+fn workspace() -> PathBuf {
+    Path::new(env!("CARGO_MANIFEST_DIR")).join("../..")
+}
+
+/// The busybox docker-archive built by fixtures/build-busybox.sh (built on demand).
+pub fn busybox_tar() -> PathBuf {
+    let tar = workspace().join("target/fixtures/busybox.tar");
+    if !tar.exists() {
+        let st = Command::new(workspace().join("fixtures/build-busybox.sh"))
+            .arg(&tar)
+            .status()
+            .expect("run fixtures/build-busybox.sh");
+        assert!(st.success(), "fixtures/build-busybox.sh failed");
+    }
+    tar
+}
+
+pub fn poll_until(what: &str, timeout: Duration, mut f: impl FnMut() -> bool) {
+    let deadline = Instant::now() + timeout;
+    while Instant::now() < deadline {
+        if f() {
+            return;
+        }
+        std::thread::sleep(Duration::from_millis(20));
+    }
+    panic!("timed out waiting for {what}");
+}
+
+impl Daemon {
+    pub fn start() -> Self {
+        let dir = tempfile::Builder::new()
+            .prefix("arca-e2e-")
+            .tempdir_in("/tmp")
+            .expect("tempdir");
+        let cgroup_parent = format!(
+            "/arca-test-{}",
+            std::process::id() as u64 * 1000 + rand_u16() as u64
+        );
+        let mut d = Self {
+            socket: dir.path().join("arca.sock"),
+            root: dir.path().join("root"),
+            exec_root: dir.path().join("run"),
+            dir,
+            cgroup_parent,
+            child: None,
+        };
+        d.spawn();
+        d
+    }
+
+    pub fn spawn(&mut self) {
+        let log = std::fs::OpenOptions::new()
+            .create(true)
+            .append(true)
+            .open(self.dir.path().join("arcad.log"))
+            .expect("log file");
+        let child = Command::new(env!("CARGO_BIN_EXE_arcad"))
+            .arg("--host")
+            .arg(format!("unix://{}", self.socket.display()))
+            .arg("--root")
+            .arg(&self.root)
+            .arg("--exec-root")
+            .arg(&self.exec_root)
+            .arg("--shim")
+            .arg(env!("CARGO_BIN_EXE_arca-shim"))
+            .arg("--cgroup-parent")
+            .arg(&self.cgroup_parent)
+            .arg("--log-level")
+            .arg("debug")
+            .stdout(Stdio::null())
+            .stderr(log)
+            .spawn()
+            .expect("spawn arcad");
+        self.child = Some(child);
+        let sock = self.socket.clone();
+        poll_until("arcad to answer", Duration::from_secs(20), || {
+            http(&sock, "GET", "/_ping", None)
+                .map(|r| r.0 == 200)
+                .unwrap_or(false)
+        });
+    }
+
+    pub fn pid(&self) -> u32 {
+        self.child.as_ref().expect("running").id()
+    }
+
+    /// SIGKILL the daemon (containers must survive).
+    pub fn crash(&mut self) {
+        if let Some(mut c) = self.child.take() {
+            let _ = c.kill();
+            let _ = c.wait();
+        }
+    }
+
+    /// SIGTERM and wait.
+    pub fn stop(&mut self) {
+        if let Some(mut c) = self.child.take() {
+            let _ = nix_kill(c.id() as i32, 15);
+            let deadline = Instant::now() + Duration::from_secs(10);
+            loop {
+                if let Ok(Some(_)) = c.try_wait() {
+                    break;
+                }
+                if Instant::now() > deadline {
+                    let _ = c.kill();
+                    let _ = c.wait();
+                    break;
+                }
+                std::thread::sleep(Duration::from_millis(20));
+            }
+        }
+    }
+
+    pub fn host(&self) -> String {
+        format!("unix://{}", self.socket.display())
+    }
+
+    pub fn docker(&self, args: &[&str]) -> Output {
+        Command::new(DOCKER)
+            .args(args)
+            .env("DOCKER_HOST", self.host())
+            .env("DOCKER_CONFIG", self.dir.path().join("docker-config"))
+            .env_remove("DOCKER_CONTEXT")
+            .stdin(Stdio::null())
+            .output()
+            .expect("run docker CLI")
+    }
+
+    pub fn arca(&self, args: &[&str]) -> Output {
+        Command::new(env!("CARGO_BIN_EXE_arca"))
+            .args(args)
+            .env("ARCA_HOST", self.host())
+            .stdin(Stdio::null())
+            .output()
+            .expect("run arca")
+    }
+
+    pub fn load_busybox(&self) {
+        let out = self.arca(&["load", "-i", busybox_tar().to_str().expect("utf8")]);
+        assert_ok(&out, "arca load busybox");
+    }
+
+    pub fn log(&self) -> String {
+        std::fs::read_to_string(self.dir.path().join("arcad.log")).unwrap_or_default()
+    }
+}
+
+impl Drop for Daemon {
+    fn drop(&mut self) {
+        if self.child.is_none() && self.socket.exists() {
+            // crashed daemon: restart briefly to clean up containers
+        }
+        if self.child.is_some() {
+            let ids = self.arca(&["ps", "-aq", "--no-trunc"]);
+            for id in String::from_utf8_lossy(&ids.stdout).lines() {
+                let _ = self.arca(&["rm", "-f", id]);
+            }
+        }
+        self.stop();
+        // Anything still mounted under our directory (a failed test) goes too.
+        if let Ok(m) = std::fs::read_to_string("/proc/mounts") {
+            let prefix = self.dir.path().to_string_lossy().to_string();
+            let mut mounts: Vec<&str> = m
+                .lines()
+                .filter_map(|l| l.split_whitespace().nth(1))
+                .filter(|p| p.starts_with(&prefix))
+                .collect();
+            mounts.reverse();
+            for p in mounts {
+                let _ = Command::new("umount").arg("-l").arg(p).status();
+            }
+        }
+        for ctrl in [
+            "memory",
+            "cpu,cpuacct",
+            "pids",
+            "devices",
+            "freezer",
+            "blkio",
+            "cpuset",
+            "hugetlb",
+            "net_cls,net_prio",
+            "perf_event",
+            "systemd",
+            "unified",
+            "",
+        ] {
+            let p = Path::new("/sys/fs/cgroup")
+                .join(ctrl)
+                .join(self.cgroup_parent.trim_start_matches('/'));
+            if p.exists() {
+                if let Ok(rd) = std::fs::read_dir(&p) {
+                    for e in rd.flatten() {
+                        if e.path().is_dir() {
+                            let _ = std::fs::remove_dir(e.path());
+                        }
+                    }
+                }
+                let _ = std::fs::remove_dir(&p);
+            }
+        }
+    }
+}
+
+fn rand_u16() -> u16 {
+    let mut b = [0u8; 2];
+    if let Ok(mut f) = std::fs::File::open("/dev/urandom") {
+        let _ = f.read_exact(&mut b);
+    }
+    u16::from_le_bytes(b)
+}
+
+fn nix_kill(pid: i32, sig: i32) -> std::io::Result<()> {
+    let st = Command::new("kill")
+        .arg(format!("-{sig}"))
+        .arg(pid.to_string())
+        .status()?;
+    if st.success() {
+        Ok(())
+    } else {
+        Err(std::io::Error::other("kill failed"))
+    }
+}
+
+pub fn stdout(o: &Output) -> String {
+    String::from_utf8_lossy(&o.stdout).into_owned()
+}
+
+pub fn stderr(o: &Output) -> String {
+    String::from_utf8_lossy(&o.stderr).into_owned()
+}
+
+pub fn assert_ok(o: &Output, what: &str) {
+    assert!(
+        o.status.success(),
+        "{what} failed ({:?})\nstdout: {}\nstderr: {}",
+        o.status.code(),
+        stdout(o),
+        stderr(o)
+    );
+}
+
+/// A raw HTTP/1.1 request on the socket: (status, body).
+pub fn http(
+    socket: &Path,
+    method: &str,
+    path: &str,
+    body: Option<(&str, &[u8])>,
+) -> std::io::Result<(u16, String)> {
+    let mut s = UnixStream::connect(socket)?;
+    s.set_read_timeout(Some(Duration::from_secs(30)))?;
+    let mut req = format!("{method} {path} HTTP/1.1\r\nHost: arca\r\nConnection: close\r\n");
+    if let Some((ct, b)) = body {
+        req.push_str(&format!(
+            "Content-Type: {ct}\r\nContent-Length: {}\r\n",
+            b.len()
+        ));
+    }
+    req.push_str("\r\n");
+    s.write_all(req.as_bytes())?;
+    if let Some((_, b)) = body {
+        s.write_all(b)?;
+    }
+    let mut resp = Vec::new();
+    s.read_to_end(&mut resp)?;
+    let text = String::from_utf8_lossy(&resp).into_owned();
+    let status = text
+        .split_whitespace()
+        .nth(1)
+        .and_then(|c| c.parse().ok())
+        .unwrap_or(0);
+    let body = text
+        .split_once("\r\n\r\n")
+        .map(|(_, b)| b.to_owned())
+        .unwrap_or_default();
+    Ok((status, body))
+}

@@ -1,0 +1,202 @@
+//! The real docker CLI (28.x) drives arcad: the acceptance list.
+
+mod common;
+
+use common::{Daemon, assert_ok, poll_until, stderr, stdout};
+use std::time::Duration;
+
+#[test]
+fn docker_run_hello_world_prints_greeting() {
+    let d = Daemon::start();
+    let out = d.docker(&["run", "hello-world"]);
+    assert_ok(&out, "docker run hello-world");
+    let text = stdout(&out);
+    assert!(text.contains("Hello from arca!"), "got: {text}");
+    assert!(
+        text.contains("arcad created a new container"),
+        "got: {text}"
+    );
+    // The container stays (no --rm) and exited 0.
+    let ps = d.docker(&["ps", "-a"]);
+    assert!(stdout(&ps).contains("Exited (0)"), "{}", stdout(&ps));
+}
+
+#[test]
+fn docker_cli_runs_busybox_lifecycle() {
+    let d = Daemon::start();
+    let load = d.docker(&["load", "-i", common::busybox_tar().to_str().expect("utf8")]);
+    assert_ok(&load, "docker load");
+    assert!(
+        stdout(&load).contains("Loaded image: busybox:latest"),
+        "{}",
+        stdout(&load)
+    );
+
+    let out = d.docker(&["run", "--rm", "busybox", "echo", "hi"]);
+    assert_ok(&out, "docker run --rm busybox echo hi");
+    assert_eq!(stdout(&out), "hi\n");
+    let ps = d.docker(&["ps", "-aq"]);
+    assert_eq!(stdout(&ps).trim(), "", "--rm container must be gone");
+
+    let out = d.docker(&[
+        "run",
+        "busybox",
+        "sh",
+        "-c",
+        "echo out; echo err >&2; exit 3",
+    ]);
+    assert_eq!(
+        out.status.code(),
+        Some(3),
+        "exit code must propagate: {}",
+        stderr(&out)
+    );
+    assert_eq!(stdout(&out), "out\n");
+    assert!(stderr(&out).contains("err"));
+
+    let id = d.docker(&[
+        "run",
+        "-d",
+        "--name",
+        "x",
+        "busybox",
+        "sh",
+        "-c",
+        "echo started; sleep 60",
+    ]);
+    assert_ok(&id, "docker run -d");
+    let id = stdout(&id).trim().to_owned();
+    assert_eq!(id.len(), 64);
+    let ps = d.docker(&["ps"]);
+    let ps_text = stdout(&ps);
+    assert!(
+        ps_text.contains(" x\n") || ps_text.trim_end().ends_with(" x"),
+        "{ps_text}"
+    );
+    assert!(ps_text.contains("Up "), "{ps_text}");
+    poll_until("log line", Duration::from_secs(10), || {
+        stdout(&d.docker(&["logs", "x"])) == "started\n"
+    });
+    let insp = d.docker(&["inspect", "x"]);
+    assert_ok(&insp, "docker inspect");
+    let v: serde_json::Value = serde_json::from_str(&stdout(&insp)).expect("inspect json");
+    assert_eq!(v[0]["State"]["Running"], true);
+    assert_eq!(v[0]["Name"], "/x");
+
+    // Name in use → conflict.
+    let dup = d.docker(&["run", "-d", "--name", "x", "busybox", "true"]);
+    assert!(!dup.status.success());
+    assert!(
+        stderr(&dup).contains("is already in use"),
+        "{}",
+        stderr(&dup)
+    );
+    // rm of a running container without -f → refused.
+    let rm = d.docker(&["rm", "x"]);
+    assert!(!rm.status.success());
+    assert!(
+        stderr(&rm).contains("stop the container before removing"),
+        "{}",
+        stderr(&rm)
+    );
+
+    let stop = d.docker(&["stop", "-t", "1", "x"]);
+    assert_ok(&stop, "docker stop");
+    let insp = d.docker(&["inspect", "x"]);
+    let v: serde_json::Value = serde_json::from_str(&stdout(&insp)).expect("inspect json");
+    assert_eq!(v[0]["State"]["Status"], "exited");
+    // busybox sh as PID 1 ignores SIGTERM: stop kills it after the timeout.
+    assert_eq!(v[0]["State"]["ExitCode"], 137);
+    assert_ok(&d.docker(&["rm", "x"]), "docker rm");
+    assert!(!d.docker(&["inspect", "x"]).status.success());
+
+    // Images: list, tag, rmi (untag), import.
+    let images = stdout(&d.docker(&["images"]));
+    assert!(
+        images.contains("busybox") && images.contains("hello-world"),
+        "{images}"
+    );
+    assert_ok(&d.docker(&["tag", "busybox", "mybox:1"]), "docker tag");
+    let rmi = d.docker(&["rmi", "mybox:1"]);
+    assert_ok(&rmi, "docker rmi");
+    assert!(
+        stdout(&rmi).contains("Untagged: mybox:1"),
+        "{}",
+        stdout(&rmi)
+    );
+    assert!(
+        !stdout(&rmi).contains("Deleted"),
+        "busybox still tagged, only untag"
+    );
+
+    // docker import of a rootfs tar: export the fixture's layer as a plain rootfs.
+    let rootfs = d.dir.path().join("rootfs.tar");
+    extract_first_layer(&common::busybox_tar(), &rootfs);
+    let imp = d.docker(&[
+        "import",
+        "-c",
+        "CMD [\"/bin/sh\"]",
+        rootfs.to_str().expect("utf8"),
+        "imported:v1",
+    ]);
+    assert_ok(&imp, "docker import");
+    let out = d.docker(&["run", "--rm", "imported:v1", "sh", "-c", "echo from-import"]);
+    assert_ok(&out, "run imported image");
+    assert_eq!(stdout(&out), "from-import\n");
+
+    let rmi = d.docker(&["rmi", "imported:v1"]);
+    assert_ok(&rmi, "rmi imported");
+    assert!(
+        stdout(&rmi).contains("Deleted: sha256:"),
+        "{}",
+        stdout(&rmi)
+    );
+}
+
+#[test]
+fn docker_cli_reports_bad_input() {
+    let d = Daemon::start();
+    let out = d.docker(&["run", "--rm", "nosuchimage"]);
+    assert_eq!(out.status.code(), Some(125));
+    assert!(
+        stderr(&out).contains("Unable to find image 'nosuchimage:latest' locally"),
+        "{}",
+        stderr(&out)
+    );
+
+    d.load_busybox();
+    let out = d.docker(&["run", "--rm", "busybox", "nosuchcmd"]);
+    assert_eq!(out.status.code(), Some(127), "{}", stderr(&out));
+    assert!(
+        stderr(&out).contains("executable file not found"),
+        "{}",
+        stderr(&out)
+    );
+    let out = d.docker(&["run", "--rm", "busybox", "/etc"]);
+    assert_eq!(out.status.code(), Some(126), "{}", stderr(&out));
+
+    let out = d.docker(&["run", "--rm", "-m", "1k", "busybox", "true"]);
+    assert!(!out.status.success());
+    assert!(
+        stderr(&out).contains("Minimum memory limit"),
+        "{}",
+        stderr(&out)
+    );
+    let out = d.docker(&["kill", "-s", "SIGBOGUS", "nosuch"]);
+    assert!(!out.status.success());
+}
+
+/// The first layer of a docker-archive, written out as a plain tar.
+fn extract_first_layer(archive: &std::path::Path, out: &std::path::Path) {
+    let mut a = tar::Archive::new(std::fs::File::open(archive).expect("archive"));
+    for e in a.entries().expect("entries") {
+        let mut e = e.expect("entry");
+        let p = e.path().expect("path").to_string_lossy().into_owned();
+        if p.ends_with("layer.tar") {
+            let mut f = std::fs::File::create(out).expect("out");
+            std::io::copy(&mut e, &mut f).expect("copy");
+            return;
+        }
+    }
+    panic!("no layer in {}", archive.display());
+}

@@ -1,0 +1,609 @@
+//! `arca-shim` end to end, through its protocol only: a busybox rootfs in a temporary
+//! directory, one shim per test with its own cgroup parent (`/arca-test-<random>`), and a
+//! check that nothing is left behind (mounts, runtime state, socket, cgroups).
+//!
+//! Runs as root (namespaces, overlayfs, cgroups), as every privileged test here does.
+
+use std::io::{BufRead, BufReader, Read, Write};
+use std::os::unix::fs::symlink;
+use std::os::unix::net::UnixStream;
+use std::path::{Path, PathBuf};
+use std::process::{Child, Command, Stdio};
+use std::time::{Duration, Instant};
+
+use arca_api::shim::{
+    ExitStatus, MountConfig, NetworkConfig, PROTOCOL_VERSION, ProcessConfig, Ready, Reply, Request,
+    ResourcesConfig, RootfsConfig, SecurityConfig, ShimConfig,
+};
+use arca_api::stdcopy::{self, StreamKind};
+
+const SHIM: &str = env!("CARGO_BIN_EXE_arca-shim");
+const IO_TIMEOUT: Duration = Duration::from_secs(20);
+
+fn random_hex(n: usize) -> String {
+    let mut bytes = vec![0u8; n];
+    std::fs::File::open("/dev/urandom")
+        .and_then(|mut f| f.read_exact(&mut bytes))
+        .expect("read /dev/urandom");
+    bytes.iter().map(|b| format!("{b:02x}")).collect()
+}
+
+fn docker_caps() -> Vec<String> {
+    [
+        "CAP_CHOWN",
+        "CAP_DAC_OVERRIDE",
+        "CAP_FSETID",
+        "CAP_FOWNER",
+        "CAP_MKNOD",
+        "CAP_NET_RAW",
+        "CAP_SETGID",
+        "CAP_SETUID",
+        "CAP_SETFCAP",
+        "CAP_SETPCAP",
+        "CAP_NET_BIND_SERVICE",
+        "CAP_SYS_CHROOT",
+        "CAP_KILL",
+        "CAP_AUDIT_WRITE",
+    ]
+    .iter()
+    .map(|s| (*s).to_owned())
+    .collect()
+}
+
+/// A temporary busybox image layer plus everything one container needs.
+struct Fixture {
+    dir: tempfile::TempDir,
+    cgroup_parent: String,
+}
+
+impl Fixture {
+    fn new() -> Self {
+        let dir = tempfile::Builder::new()
+            .prefix("arca-shim-test")
+            .tempdir()
+            .expect("tempdir");
+        let lower = dir.path().join("lower");
+        for d in ["bin", "etc", "tmp"] {
+            std::fs::create_dir_all(lower.join(d)).expect("mkdir");
+        }
+        let busybox = Path::new("/bin/busybox");
+        assert!(
+            busybox.exists(),
+            "/bin/busybox is missing: apt-get install -y busybox-static"
+        );
+        std::fs::copy(busybox, lower.join("bin/busybox")).expect("copy busybox");
+        for applet in ["sh", "echo", "true", "sleep", "cat", "id", "tty", "stty"] {
+            symlink("busybox", lower.join("bin").join(applet)).expect("symlink");
+        }
+        // An absolute symlink: must resolve inside the rootfs, not on the host.
+        std::fs::create_dir_all(lower.join("usr/bin")).expect("mkdir");
+        symlink("/bin/busybox", lower.join("usr/bin/env")).expect("symlink");
+        std::fs::write(lower.join("etc/passwd"), "root:x:0:0:root:/root:/bin/sh\n").expect("w");
+        std::fs::write(lower.join("etc/group"), "root:x:0:\nwheel:x:10:root\n").expect("w");
+        std::fs::write(lower.join("etc/notexec"), "#!/bin/sh\n").expect("w");
+        for d in ["upper", "work", "bundle", "state", "run"] {
+            std::fs::create_dir_all(dir.path().join(d)).expect("mkdir");
+        }
+        Self {
+            dir,
+            cgroup_parent: format!("/arca-test-{}", random_hex(6)),
+        }
+    }
+
+    fn path(&self, p: &str) -> PathBuf {
+        self.dir.path().join(p)
+    }
+
+    fn config(&self, args: &[&str]) -> ShimConfig {
+        let id = random_hex(32);
+        ShimConfig {
+            version: PROTOCOL_VERSION,
+            bundle: self.path("bundle"),
+            state_root: self.path("state"),
+            socket: self.path("run/shim.sock"),
+            exit_file: self.path("run/exit.json"),
+            log_path: self.path("run/json.log"),
+            shim_log: self.path("run/shim.log"),
+            rootfs: RootfsConfig {
+                lower: vec![self.path("lower")],
+                upper: self.path("upper"),
+                work: self.path("work"),
+                readonly: false,
+            },
+            process: ProcessConfig {
+                args: args.iter().map(|s| (*s).to_owned()).collect(),
+                env: vec!["PATH=/usr/bin:/bin".into()],
+                cwd: "/".into(),
+                user: String::new(),
+                tty: false,
+                open_stdin: false,
+                stdin_once: false,
+                console_size: None,
+            },
+            hostname: id[..12].to_owned(),
+            mounts: Vec::new(),
+            resources: ResourcesConfig::default(),
+            cgroup_path: format!("{}/{id}", self.cgroup_parent),
+            network: NetworkConfig::None,
+            security: SecurityConfig {
+                capabilities: docker_caps(),
+                no_new_privileges: false,
+                seccomp: true,
+                privileged: false,
+            },
+            id,
+        }
+    }
+}
+
+impl Drop for Fixture {
+    fn drop(&mut self) {
+        // libcontainer removes the container's leaf cgroup; the parent is the test's.
+        let name = self.cgroup_parent.trim_start_matches('/');
+        for entry in std::fs::read_dir("/sys/fs/cgroup")
+            .into_iter()
+            .flatten()
+            .flatten()
+        {
+            let _ = std::fs::remove_dir(entry.path().join(name));
+        }
+        let _ = std::fs::remove_dir(Path::new("/sys/fs/cgroup").join(name));
+    }
+}
+
+struct Shim {
+    child: Child,
+    cfg: ShimConfig,
+    ready: Ready,
+}
+
+fn spawn(cfg: &ShimConfig) -> Shim {
+    let mut child = Command::new(SHIM)
+        .stdin(Stdio::piped())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::inherit())
+        .spawn()
+        .expect("spawn arca-shim");
+    let mut stdin = child.stdin.take().expect("stdin");
+    stdin
+        .write_all(&serde_json::to_vec(cfg).expect("json"))
+        .expect("write config");
+    drop(stdin);
+    let mut line = String::new();
+    BufReader::new(child.stdout.take().expect("stdout"))
+        .read_line(&mut line)
+        .expect("read Ready");
+    let ready: Ready = serde_json::from_str(&line).unwrap_or_else(|e| panic!("{e}: {line:?}"));
+    Shim {
+        child,
+        cfg: cfg.clone(),
+        ready,
+    }
+}
+
+impl Shim {
+    fn request(&self, req: &Request) -> (Reply, UnixStream) {
+        let mut s = UnixStream::connect(&self.cfg.socket).expect("connect to the shim");
+        s.set_read_timeout(Some(IO_TIMEOUT)).expect("timeout");
+        let mut line = serde_json::to_vec(req).expect("json");
+        line.push(b'\n');
+        s.write_all(&line).expect("send request");
+        let mut reply = Vec::new();
+        let mut b = [0u8; 1];
+        while s.read(&mut b).expect("read reply") == 1 && b[0] != b'\n' {
+            reply.push(b[0]);
+        }
+        let reply = serde_json::from_slice(&reply)
+            .unwrap_or_else(|e| panic!("{e}: {:?}", String::from_utf8_lossy(&reply)));
+        (reply, s)
+    }
+
+    fn wait_conn(&self) -> UnixStream {
+        let mut s = UnixStream::connect(&self.cfg.socket).expect("connect");
+        s.set_read_timeout(Some(IO_TIMEOUT)).expect("timeout");
+        s.write_all(b"{\"op\":\"wait\"}\n").expect("send wait");
+        s
+    }
+
+    fn start(&self) {
+        let (reply, _) = self.request(&Request::Start);
+        assert!(matches!(reply, Reply::Ok { pid: Some(_) }), "{reply:?}");
+    }
+
+    /// Waits for the shim process to exit and checks it left nothing behind.
+    fn finish(mut self) {
+        let deadline = Instant::now() + IO_TIMEOUT;
+        loop {
+            if let Some(st) = self.child.try_wait().expect("try_wait") {
+                // 0 after a container ran; 1 when creating it failed (reported in Ready).
+                let want = if self.ready.error.is_some() { 1 } else { 0 };
+                assert_eq!(st.code(), Some(want), "shim exited with {st}");
+                break;
+            }
+            assert!(Instant::now() < deadline, "the shim did not exit");
+            std::thread::sleep(Duration::from_millis(5));
+        }
+        let mounts = std::fs::read_to_string("/proc/mounts").expect("mounts");
+        let bundle = self.cfg.bundle.display().to_string();
+        assert!(!mounts.contains(&bundle), "rootfs still mounted:\n{mounts}");
+        assert!(!self.cfg.socket.exists(), "socket left behind");
+        assert!(
+            !self.cfg.state_root.join(&self.cfg.id).exists(),
+            "runtime state left behind"
+        );
+        for leaf in cgroup_dirs(&self.cfg.cgroup_path) {
+            assert!(!leaf.exists(), "cgroup {} left behind", leaf.display());
+        }
+    }
+}
+
+/// The container's cgroup directories on this host (v1 controllers or the v2 tree).
+fn cgroup_dirs(path: &str) -> Vec<PathBuf> {
+    let rel = path.trim_start_matches('/');
+    if Path::new("/sys/fs/cgroup/memory").is_dir() {
+        ["memory", "pids", "cpu", "devices"]
+            .iter()
+            .map(|c| Path::new("/sys/fs/cgroup").join(c).join(rel))
+            .collect()
+    } else {
+        vec![Path::new("/sys/fs/cgroup").join(rel)]
+    }
+}
+
+fn read_to_end(mut s: UnixStream) -> Vec<u8> {
+    let mut out = Vec::new();
+    s.read_to_end(&mut out).expect("read stream");
+    out
+}
+
+/// Splits stdcopy frames into (stdout, stderr).
+fn demux(mut data: &[u8]) -> (String, String) {
+    let (mut out, mut err) = (Vec::new(), Vec::new());
+    while !data.is_empty() {
+        let h: [u8; 8] = data[..8].try_into().expect("header");
+        let (kind, len) = stdcopy::parse_header(&h).expect("valid frame header");
+        let payload = &data[8..8 + len];
+        match kind {
+            StreamKind::Stdout => out.extend_from_slice(payload),
+            StreamKind::Stderr => err.extend_from_slice(payload),
+            other => panic!("unexpected stream {other:?}"),
+        }
+        data = &data[8 + len..];
+    }
+    (
+        String::from_utf8_lossy(&out).into_owned(),
+        String::from_utf8_lossy(&err).into_owned(),
+    )
+}
+
+fn exited(conn: UnixStream) -> ExitStatus {
+    let mut line = String::new();
+    BufReader::new(conn)
+        .read_line(&mut line)
+        .expect("read Exited");
+    match serde_json::from_str(&line).unwrap_or_else(|e| panic!("{e}: {line:?}")) {
+        Reply::Exited(s) => s,
+        other => panic!("expected Exited, got {other:?}"),
+    }
+}
+
+/// Runs `args` to completion with stdout and stderr attached.
+fn run(cfg: &ShimConfig) -> (String, String, ExitStatus) {
+    let shim = spawn(cfg);
+    assert!(shim.ready.error.is_none(), "{:?}", shim.ready);
+    let (reply, attach) = shim.request(&Request::Attach {
+        stdin: false,
+        stdout: true,
+        stderr: true,
+    });
+    assert!(matches!(reply, Reply::Ok { .. }), "{reply:?}");
+    let wait = shim.wait_conn();
+    shim.start();
+    let (out, err) = demux(&read_to_end(attach));
+    let status = exited(wait);
+    shim.finish();
+    (out, err, status)
+}
+
+#[test]
+fn runs_a_command_with_framed_output_a_json_log_and_its_exit_code() {
+    let f = Fixture::new();
+    let cfg = f.config(&["sh", "-c", "echo hi; echo err >&2; exit 3"]);
+    let (out, err, status) = run(&cfg);
+    assert_eq!(out, "hi\n");
+    assert_eq!(err, "err\n");
+    assert_eq!(status.exit_code, 3);
+    assert!(!status.oom_killed);
+    assert!(status.finished_at.ends_with('Z'), "{}", status.finished_at);
+
+    let on_disk: ExitStatus =
+        serde_json::from_slice(&std::fs::read(&cfg.exit_file).expect("exit file")).expect("json");
+    assert_eq!(on_disk, status);
+
+    let log = std::fs::read_to_string(&cfg.log_path).expect("json log");
+    let entries: Vec<serde_json::Value> = log
+        .lines()
+        .map(|l| serde_json::from_str(l).expect("log line is json"))
+        .collect();
+    assert_eq!(entries.len(), 2, "{log}");
+    let find = |stream: &str| {
+        entries
+            .iter()
+            .find(|e| e["stream"] == stream)
+            .unwrap_or_else(|| panic!("no {stream} entry in {log}"))
+    };
+    assert_eq!(find("stdout")["log"], "hi\n");
+    assert_eq!(find("stderr")["log"], "err\n");
+    let time = find("stdout")["time"].as_str().expect("time");
+    assert!(
+        time.len() > 20 && time.ends_with('Z') && time.contains('T'),
+        "{time}"
+    );
+}
+
+#[test]
+fn container_sees_dockers_environment() {
+    let f = Fixture::new();
+    let mut cfg = f.config(&[
+        "sh",
+        "-c",
+        "id; pwd; echo $HOME; hostname; cat /proc/self/status | grep -E '^(CapEff|Seccomp):'; \
+         ls /dev; cat /sys/class/net/lo/operstate",
+    ]);
+    cfg.process.cwd = "/made/for/you".into();
+    let (out, err, status) = run(&cfg);
+    assert_eq!(status.exit_code, 0, "{err}");
+    let lines: Vec<&str> = out.lines().collect();
+    assert_eq!(lines[0], "uid=0(root) gid=0(root) groups=0(root),10(wheel)");
+    assert_eq!(lines[1], "/made/for/you");
+    assert_eq!(lines[2], "/root");
+    assert_eq!(lines[3], cfg.hostname);
+    // Docker's 14 default capabilities, and seccomp in filter mode.
+    assert!(out.contains("CapEff:\t00000000a80425fb"), "{out}");
+    assert!(out.contains("Seccomp:\t2"), "{out}");
+    for dev in [
+        "null", "zero", "full", "random", "urandom", "tty", "ptmx", "fd", "stdin", "stdout",
+        "stderr", "pts", "shm", "mqueue",
+    ] {
+        assert!(lines.contains(&dev), "/dev/{dev} missing: {out}");
+    }
+    // --network none: loopback is up.
+    assert_eq!(lines.last().copied(), Some("unknown"), "lo state: {out}");
+}
+
+#[test]
+fn command_lookup_failures_have_dockers_exit_codes() {
+    let f = Fixture::new();
+    let shim = spawn(&f.config(&["no-such-command"]));
+    assert_eq!(shim.ready.pid, None);
+    assert_eq!(shim.ready.exit_code, Some(127));
+    assert_eq!(
+        shim.ready.error.as_deref(),
+        Some("exec: \"no-such-command\": executable file not found in $PATH")
+    );
+    shim.finish();
+
+    let shim = spawn(&f.config(&["/etc/notexec"]));
+    assert_eq!(shim.ready.exit_code, Some(126));
+    assert_eq!(
+        shim.ready.error.as_deref(),
+        Some("exec: \"/etc/notexec\": permission denied")
+    );
+    shim.finish();
+
+    // Found through an absolute symlink that only resolves inside the rootfs.
+    let (out, _, status) = run(&f.config(&["env"]));
+    assert_eq!(status.exit_code, 0);
+    assert!(out.contains("PATH=/usr/bin:/bin"), "{out}");
+
+    let mut cfg = f.config(&["true"]);
+    cfg.process.user = "nobody".into();
+    let shim = spawn(&cfg);
+    assert_eq!(
+        shim.ready.error.as_deref(),
+        Some("unable to find user nobody: no matching entries in passwd file")
+    );
+    shim.finish();
+}
+
+#[test]
+fn limits_reach_the_cgroup_and_kill_9_exits_137() {
+    let f = Fixture::new();
+    let mut cfg = f.config(&["sleep", "30"]);
+    cfg.resources = ResourcesConfig {
+        memory: Some(64 << 20),
+        memory_swap: None,
+        nano_cpus: Some(500_000_000),
+        cpu_shares: None,
+        pids_limit: Some(42),
+    };
+    let shim = spawn(&cfg);
+    assert!(shim.ready.error.is_none(), "{:?}", shim.ready);
+    let wait = shim.wait_conn();
+    shim.start();
+
+    let rel = cfg.cgroup_path.trim_start_matches('/');
+    let root = Path::new("/sys/fs/cgroup");
+    let read = |p: PathBuf| {
+        std::fs::read_to_string(&p)
+            .unwrap_or_else(|e| panic!("{}: {e}", p.display()))
+            .trim()
+            .to_owned()
+    };
+    if root.join("memory").is_dir() {
+        assert_eq!(
+            read(root.join("memory").join(rel).join("memory.limit_in_bytes")),
+            "67108864"
+        );
+        assert_eq!(read(root.join("pids").join(rel).join("pids.max")), "42");
+        assert_eq!(
+            read(root.join("cpu").join(rel).join("cpu.cfs_quota_us")),
+            "50000"
+        );
+        let devices = read(root.join("devices").join(rel).join("devices.list"));
+        assert!(
+            devices.contains("c 1:3 rwm") && !devices.contains("a *:* rwm"),
+            "{devices}"
+        );
+        let memsw = root
+            .join("memory")
+            .join(rel)
+            .join("memory.memsw.limit_in_bytes");
+        if memsw.exists() {
+            assert_eq!(read(memsw), "134217728");
+        }
+    } else {
+        assert_eq!(read(root.join(rel).join("memory.max")), "67108864");
+        assert_eq!(read(root.join(rel).join("pids.max")), "42");
+        assert_eq!(read(root.join(rel).join("cpu.max")), "50000 100000");
+    }
+
+    let (reply, _) = shim.request(&Request::Kill { signal: 9 });
+    assert!(matches!(reply, Reply::Ok { .. }), "{reply:?}");
+    let status = exited(wait);
+    assert_eq!(status.exit_code, 137);
+    shim.finish();
+}
+
+#[test]
+fn requests_after_exit_and_malformed_requests_get_errors() {
+    let f = Fixture::new();
+    let shim = spawn(&f.config(&["sleep", "30"]));
+    let (reply, _) = shim.request(&Request::Resize { rows: 1, cols: 1 });
+    assert!(matches!(reply, Reply::Error { .. }), "no tty: {reply:?}");
+    let mut s = UnixStream::connect(&shim.cfg.socket).expect("connect");
+    s.write_all(b"{\"op\":\"dance\"}\n").expect("write");
+    let mut line = String::new();
+    BufReader::new(&s).read_line(&mut line).expect("read");
+    assert!(line.contains("\"reply\":\"error\""), "{line}");
+
+    // Killing a created (not started) container ends it.
+    let wait = shim.wait_conn();
+    let (reply, _) = shim.request(&Request::Kill { signal: 9 });
+    assert!(matches!(reply, Reply::Ok { .. }), "{reply:?}");
+    assert_eq!(exited(wait).exit_code, 137);
+    shim.finish();
+}
+
+#[test]
+fn stdin_once_closes_the_containers_stdin_at_client_eof() {
+    let f = Fixture::new();
+    let mut cfg = f.config(&["sh", "-c", "read x; echo got:$x; cat; echo done"]);
+    cfg.process.open_stdin = true;
+    cfg.process.stdin_once = true;
+    let shim = spawn(&cfg);
+    let (_, mut attach) = shim.request(&Request::Attach {
+        stdin: true,
+        stdout: true,
+        stderr: true,
+    });
+    let wait = shim.wait_conn();
+    shim.start();
+    attach.write_all(b"line1\nrest").expect("stdin");
+    attach
+        .shutdown(std::net::Shutdown::Write)
+        .expect("half-close");
+    let (out, _) = demux(&read_to_end(attach));
+    assert_eq!(out, "got:line1\nrestdone\n");
+    assert_eq!(exited(wait).exit_code, 0);
+    shim.finish();
+}
+
+#[test]
+fn tty_output_is_raw_and_the_window_is_sized() {
+    let f = Fixture::new();
+    let mut cfg = f.config(&["sh", "-c", "tty; stty size"]);
+    cfg.process.tty = true;
+    cfg.process.console_size = Some([30, 100]);
+    let shim = spawn(&cfg);
+    assert!(shim.ready.error.is_none(), "{:?}", shim.ready);
+    let (_, attach) = shim.request(&Request::Attach {
+        stdin: false,
+        stdout: true,
+        stderr: true,
+    });
+    let wait = shim.wait_conn();
+    shim.start();
+    let out = String::from_utf8_lossy(&read_to_end(attach)).into_owned();
+    assert_eq!(out, "/dev/pts/0\r\n30 100\r\n");
+    assert_eq!(exited(wait).exit_code, 0);
+    shim.finish();
+}
+
+#[test]
+fn seccomp_refuses_clone_with_namespace_flags() {
+    let f = Fixture::new();
+    // A static helper that calls clone(2) with the flags it is given.
+    let src = f.path("clone.c");
+    std::fs::write(
+        &src,
+        "#include <stdio.h>\n#include <stdlib.h>\n#include <unistd.h>\n#include <sys/syscall.h>\n\
+         int main(int c, char **v) { long r = syscall(SYS_clone, strtoul(v[1], 0, 16), 0, 0, 0, 0);\n\
+         if (r == 0) _exit(0); if (r < 0) { perror(\"clone\"); return 1; } puts(\"ok\"); return 0; }\n",
+    )
+    .expect("write helper");
+    let built = Command::new("cc")
+        .args(["-static", "-O2", "-o"])
+        .arg(f.path("lower/bin/clonetest"))
+        .arg(&src)
+        .status();
+    if !built.is_ok_and(|s| s.success()) {
+        eprintln!("skipping: no C compiler for the clone helper");
+        return;
+    }
+    // SIGCHLD only, then CLONE_NEWUSER (needs no capability, so only seccomp refuses it).
+    let cfg = f.config(&["sh", "-c", "clonetest 11; clonetest 10000011"]);
+    let (out, err, _) = run(&cfg);
+    assert_eq!(out, "ok\n", "{err}");
+    assert!(err.contains("Operation not permitted"), "{err}");
+}
+
+#[test]
+fn latency_from_spawn_to_exited_for_true() {
+    let f = Fixture::new();
+    let mut samples = Vec::new();
+    for _ in 0..20 {
+        let cfg = f.config(&["/bin/true"]);
+        let t0 = Instant::now();
+        let shim = spawn(&cfg);
+        let wait = shim.wait_conn();
+        shim.start();
+        let status = exited(wait);
+        samples.push(t0.elapsed());
+        assert_eq!(status.exit_code, 0);
+        shim.finish();
+    }
+    samples.sort();
+    eprintln!(
+        "arca-shim spawn -> Exited for /bin/true: median {:.1} ms (min {:.1}, max {:.1}, n=20, {} build)",
+        samples[10].as_secs_f64() * 1e3,
+        samples[0].as_secs_f64() * 1e3,
+        samples[19].as_secs_f64() * 1e3,
+        if cfg!(debug_assertions) {
+            "debug"
+        } else {
+            "release"
+        },
+    );
+}
+
+#[test]
+fn bind_mounts_and_readonly_rootfs() {
+    let f = Fixture::new();
+    std::fs::write(f.path("hosts"), "127.0.0.1 localhost\n").expect("write");
+    let mut cfg = f.config(&[
+        "sh",
+        "-c",
+        "cat /etc/hosts; echo x > /etc/hosts; echo x > /probe",
+    ]);
+    cfg.rootfs.readonly = true;
+    cfg.mounts = vec![MountConfig {
+        source: f.path("hosts"),
+        destination: "/etc/hosts".into(),
+        readonly: true,
+    }];
+    let (out, err, status) = run(&cfg);
+    assert_eq!(out, "127.0.0.1 localhost\n");
+    assert_eq!(err.matches("Read-only file system").count(), 2, "{err}");
+    assert_eq!(status.exit_code, 1);
+}

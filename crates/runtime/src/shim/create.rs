@@ -1,0 +1,345 @@
+//! Creating the container: overlay rootfs, user and command resolution inside it, the OCI
+//! bundle, stdio, and libcontainer's `build()`. On success the container's init is a
+//! direct child of the shim, blocked until `start()`.
+
+use std::fs::File;
+use std::io;
+use std::os::fd::{AsRawFd, OwnedFd};
+use std::os::unix::net::UnixListener;
+use std::path::{Path, PathBuf};
+
+use arca_api::shim::{NetworkConfig, PROTOCOL_VERSION, ShimConfig};
+use libcgroups::common::{CgroupSetup, DEFAULT_CGROUP_ROOT};
+use libcontainer::container::Container;
+use libcontainer::container::builder::ContainerBuilder;
+use libcontainer::error::LibcontainerError;
+use libcontainer::syscall::syscall::SyscallType;
+use nix::fcntl::OFlag;
+use nix::sys::signal::Signal;
+use nix::sys::socket::{ControlMessageOwned, MsgFlags, recvmsg};
+use nix::sys::wait::{WaitPidFlag, waitpid};
+use nix::unistd::Pid;
+
+use super::diag::{Diag, chain};
+use super::executor::{ExecveExecutor, NulError};
+use crate::rootfs::{self, LookupError, RootfsError};
+use crate::spec::{self, SpecError, SpecInput};
+use crate::user::{self, UserError};
+use crate::{resources, sys};
+
+#[derive(Debug, thiserror::Error)]
+pub enum CreateError {
+    #[error("unsupported shim protocol version {0}")]
+    Version(u32),
+    #[error("no command specified")]
+    NoCommand,
+    #[error(transparent)]
+    Rootfs(#[from] RootfsError),
+    #[error("failed to read {path} in the container")]
+    ReadRootfsFile {
+        path: &'static str,
+        #[source]
+        source: io::Error,
+    },
+    #[error(transparent)]
+    User(#[from] UserError),
+    #[error(transparent)]
+    Lookup(#[from] LookupError),
+    #[error("failed to create working directory {cwd}")]
+    Workdir {
+        cwd: String,
+        #[source]
+        source: io::Error,
+    },
+    #[error(transparent)]
+    Spec(#[from] SpecError),
+    #[error(transparent)]
+    Nul(#[from] NulError),
+    #[error("failed to write {path}")]
+    WriteSpec {
+        path: PathBuf,
+        #[source]
+        source: io::Error,
+    },
+    #[error("failed to set up the container's stdio")]
+    Stdio(#[source] io::Error),
+    #[error("failed to create the container")]
+    Build(#[source] LibcontainerError),
+    #[error("failed to receive the container's terminal")]
+    Console(#[source] io::Error),
+    #[error("failed to bring up loopback in the container's network namespace")]
+    Loopback(#[source] io::Error),
+}
+
+impl CreateError {
+    /// Docker's exit code when the failure is about the command (126/127).
+    pub fn exit_code(&self) -> Option<i32> {
+        match self {
+            Self::Lookup(e) => Some(e.exit_code()),
+            _ => None,
+        }
+    }
+}
+
+/// The container's end of stdio, as the shim holds it.
+pub enum ContainerIo {
+    Pipes {
+        stdout: File,
+        stderr: File,
+        /// The write end of the container's stdin pipe (`open_stdin`).
+        stdin: Option<File>,
+    },
+    Pty {
+        master: File,
+    },
+}
+
+pub struct Created {
+    pub container: Container,
+    pub init_pid: Pid,
+    pub io: ContainerIo,
+    pub cgroup_setup: Option<CgroupSetup>,
+}
+
+/// What to undo if the shim fails before it hands over to the monitor.
+#[derive(Default)]
+pub struct Undo {
+    pub rootfs: Option<PathBuf>,
+    pub files: Vec<PathBuf>,
+}
+
+impl Undo {
+    pub fn run(&mut self, diag: &Diag) {
+        for f in self.files.drain(..) {
+            let _ = std::fs::remove_file(f);
+        }
+        if let Some(r) = self.rootfs.take()
+            && let Err(e) = rootfs::unmount(&r)
+        {
+            diag.warn(format_args!("failed to unmount {}: {e}", r.display()));
+        }
+    }
+}
+
+/// Binds a listening unix socket at `path`, replacing a stale file. Paths too long for
+/// `sun_path` are reached through `/proc/self/fd/<dir>/<name>`.
+pub fn bind_listener(path: &Path) -> io::Result<UnixListener> {
+    match std::fs::remove_file(path) {
+        Err(e) if e.kind() != io::ErrorKind::NotFound => return Err(e),
+        _ => {}
+    }
+    if path.as_os_str().len() < 100 {
+        return UnixListener::bind(path);
+    }
+    let (Some(parent), Some(name)) = (path.parent(), path.file_name()) else {
+        return Err(io::Error::from(io::ErrorKind::InvalidInput));
+    };
+    let dir = File::open(parent)?;
+    let via = Path::new("/proc/self/fd")
+        .join(dir.as_raw_fd().to_string())
+        .join(name);
+    UnixListener::bind(via)
+}
+
+/// Kills a created container's init, reaps it and deletes the container's state and cgroup.
+pub fn destroy(mut container: Container, pid: Pid, diag: &Diag) {
+    let _ = nix::sys::signal::kill(pid, Signal::SIGKILL);
+    let _ = waitpid(pid, None);
+    reap_zombies();
+    if let Err(e) = container.delete(true) {
+        diag.warn(format_args!(
+            "failed to delete the container: {}",
+            chain(&e)
+        ));
+    }
+}
+
+/// Reaps every exited child without blocking.
+pub fn reap_zombies() {
+    while let Ok(s) = waitpid(Pid::from_raw(-1), Some(WaitPidFlag::WNOHANG)) {
+        if s == nix::sys::wait::WaitStatus::StillAlive {
+            break;
+        }
+    }
+}
+
+fn pipe() -> io::Result<(File, File)> {
+    let (r, w): (OwnedFd, OwnedFd) = nix::unistd::pipe2(OFlag::O_CLOEXEC)?;
+    Ok((File::from(r), File::from(w)))
+}
+
+/// Creates the container described by `cfg`. Everything it sets up is recorded in `undo`
+/// (or torn down here) when it fails.
+pub fn create(cfg: &ShimConfig, diag: &Diag, undo: &mut Undo) -> Result<Created, CreateError> {
+    if cfg.version != PROTOCOL_VERSION {
+        return Err(CreateError::Version(cfg.version));
+    }
+    let Some(cmd) = cfg.process.args.first() else {
+        return Err(CreateError::NoCommand);
+    };
+    let rootfs = cfg.bundle.join("rootfs");
+    rootfs::mount_overlay(&cfg.rootfs, &rootfs)?;
+    undo.rootfs = Some(rootfs.clone());
+
+    let read = |path: &'static str| {
+        rootfs::read_in_root(&rootfs, path)
+            .map_err(|source| CreateError::ReadRootfsFile { path, source })
+    };
+    let passwd = read("/etc/passwd")?;
+    let group = read("/etc/group")?;
+    let user = user::resolve(&cfg.process.user, passwd.as_deref(), group.as_deref())?;
+    let env = spec::final_env(&cfg.process.env, user.home.as_deref());
+    let cwd = if cfg.process.cwd.starts_with('/') {
+        cfg.process.cwd.clone()
+    } else {
+        format!("/{}", cfg.process.cwd)
+    };
+    let exe = rootfs::lookup_executable(&rootfs, cmd, spec::env_value(&env, "PATH"), &cwd)?;
+    rootfs::mkdir_all_in_root(&rootfs, &cwd).map_err(|source| CreateError::Workdir {
+        cwd: cwd.clone(),
+        source,
+    })?;
+
+    let cgroup_setup = libcgroups::common::get_cgroup_setup().ok();
+    let swap = cgroup_setup
+        .as_ref()
+        .is_some_and(|s| resources::swap_accounting_available(Path::new(DEFAULT_CGROUP_ROOT), s));
+    let translated = resources::translate(&cfg.resources, swap, cfg.security.privileged);
+    for w in &translated.warnings {
+        diag.warn(w);
+    }
+    let executor = ExecveExecutor::new(&exe, &cfg.process.args, &env)?;
+    let mut process_cfg = cfg.clone();
+    process_cfg.process.cwd = cwd;
+    let spec = spec::build(SpecInput {
+        config: &process_cfg,
+        user: &user,
+        env,
+        rootfs: rootfs.clone(),
+        resources: translated.resources,
+    })?;
+    let spec_path = cfg.bundle.join("config.json");
+    let json = serde_json::to_vec(&spec).map_err(|e| CreateError::WriteSpec {
+        path: spec_path.clone(),
+        source: e.into(),
+    })?;
+    std::fs::write(&spec_path, json).map_err(|source| CreateError::WriteSpec {
+        path: spec_path.clone(),
+        source,
+    })?;
+
+    let mut builder = ContainerBuilder::new(cfg.id.clone(), SyscallType::default())
+        .with_executor(executor)
+        .with_root_path(&cfg.state_root)
+        .map_err(CreateError::Build)?;
+    let mut console = None;
+    let mut pipes = None;
+    if cfg.process.tty {
+        let path = cfg.bundle.join("console.sock");
+        let listener = bind_listener(&path).map_err(CreateError::Stdio)?;
+        undo.files.push(path.clone());
+        builder = builder.with_console_socket(Some(&path));
+        console = Some(listener);
+    } else {
+        let (out_r, out_w) = pipe().map_err(CreateError::Stdio)?;
+        let (err_r, err_w) = pipe().map_err(CreateError::Stdio)?;
+        builder = builder.with_stdout(out_w).with_stderr(err_w);
+        let stdin_w = if cfg.process.open_stdin {
+            let (r, w) = pipe().map_err(CreateError::Stdio)?;
+            builder = builder.with_stdin(r);
+            Some(w)
+        } else {
+            let null = File::open("/dev/null").map_err(CreateError::Stdio)?;
+            builder = builder.with_stdin(null);
+            None
+        };
+        pipes = Some((out_r, err_r, stdin_w));
+    }
+
+    // libcontainer clones this process: nothing buffered in user space may be duplicated,
+    // and the child must start with the default SIGPIPE disposition (see sys::set_sigpipe).
+    let built = builder
+        .as_init(&cfg.bundle)
+        .with_systemd(false)
+        .with_detach(true)
+        .build();
+    let container = match built {
+        Ok(c) => c,
+        Err(e) => {
+            // A failed build leaves the intermediate and init processes as zombies.
+            reap_zombies();
+            return Err(CreateError::Build(e));
+        }
+    };
+    let Some(init_pid) = container.pid() else {
+        reap_zombies();
+        return Err(CreateError::Build(LibcontainerError::Other(
+            "the container has no init pid".into(),
+        )));
+    };
+
+    let io = match (console, pipes) {
+        (Some(listener), _) => match receive_pty(&listener, cfg) {
+            Ok(master) => ContainerIo::Pty { master },
+            Err(e) => {
+                destroy(container, init_pid, diag);
+                return Err(CreateError::Console(e));
+            }
+        },
+        (None, Some((stdout, stderr, stdin))) => ContainerIo::Pipes {
+            stdout,
+            stderr,
+            stdin,
+        },
+        (None, None) => unreachable!("either a console or pipes were set up"),
+    };
+
+    if matches!(cfg.network, NetworkConfig::None) {
+        let up =
+            File::open(format!("/proc/{init_pid}/ns/net")).and_then(|ns| sys::loopback_up_in(&ns));
+        if let Err(e) = up {
+            destroy(container, init_pid, diag);
+            return Err(CreateError::Loopback(e));
+        }
+    }
+    Ok(Created {
+        container,
+        init_pid,
+        io,
+        cgroup_setup,
+    })
+}
+
+/// Accepts libcontainer's console connection and takes the pty master it sends
+/// (`SCM_RIGHTS`); sets the initial window size.
+fn receive_pty(listener: &UnixListener, cfg: &ShimConfig) -> io::Result<File> {
+    // build() returned, so the init has already connected and sent the master.
+    listener.set_nonblocking(true)?;
+    let (conn, _) = listener.accept()?;
+    let mut name = [0u8; 256];
+    let mut iov = [io::IoSliceMut::new(&mut name)];
+    let mut space = nix::cmsg_space!([std::os::fd::RawFd; 1]);
+    let msg = recvmsg::<()>(
+        conn.as_raw_fd(),
+        &mut iov,
+        Some(&mut space),
+        MsgFlags::MSG_CMSG_CLOEXEC,
+    )?;
+    let mut master = None;
+    for c in msg.cmsgs()? {
+        if let ControlMessageOwned::ScmRights(fds) = c {
+            for fd in fds {
+                let owned = sys::own_received_fd(fd);
+                if master.is_none() {
+                    master = Some(File::from(owned));
+                }
+            }
+        }
+    }
+    let master = master.ok_or_else(|| io::Error::other("no terminal received"))?;
+    let _ = std::fs::remove_file(cfg.bundle.join("console.sock"));
+    if let Some([rows, cols]) = cfg.process.console_size {
+        sys::set_winsize(&master, rows, cols)?;
+    }
+    Ok(master)
+}
