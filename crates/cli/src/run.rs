@@ -24,6 +24,9 @@ pub struct RunArgs {
     /// Keep STDIN open even if not attached
     #[arg(short = 'i', long)]
     pub interactive: bool,
+    /// Allocate a pseudo-TTY
+    #[arg(short = 't', long)]
+    pub tty: bool,
     /// Automatically remove the container when it exits
     #[arg(long)]
     pub rm: bool,
@@ -122,7 +125,7 @@ impl RunArgs {
             attach_stderr: Some(attach),
             open_stdin: Some(self.interactive),
             stdin_once: Some(attach && self.interactive),
-            tty: Some(false),
+            tty: Some(self.tty),
             host_config: Some(HostConfig {
                 memory,
                 nano_cpus,
@@ -132,6 +135,11 @@ impl RunArgs {
                 security_opt: (!self.security_opt.is_empty()).then(|| self.security_opt.clone()),
                 privileged: Some(self.privileged),
                 readonly_rootfs: Some(self.read_only),
+                console_size: if self.tty {
+                    terminal_size().map(|(r, c)| vec![r as usize, c as usize])
+                } else {
+                    None
+                },
                 ..Default::default()
             }),
             ..Default::default()
@@ -193,6 +201,22 @@ pub async fn run(cli: &Cli, a: RunArgs) -> anyhow::Result<i32> {
 
     let mut output = attach.output;
     let mut input = attach.input;
+    // In a TTY session the local terminal goes raw, so keys reach the container as typed.
+    let _raw = (a.tty && a.interactive).then(RawTerminal::enable).flatten();
+    if a.tty
+        && let Some((rows, cols)) = terminal_size()
+    {
+        let _ = cli
+            .docker
+            .resize_container_tty(
+                &id,
+                bollard::query_parameters::ResizeContainerTTYOptionsBuilder::new()
+                    .h(i32::from(rows))
+                    .w(i32::from(cols))
+                    .build(),
+            )
+            .await;
+    }
     if a.interactive {
         tokio::spawn(async move {
             let mut stdin = tokio::io::stdin();
@@ -227,4 +251,44 @@ fn start_failed(e: bollard::errors::Error, _id: &str) -> anyhow::Error {
         }
     }
     e.into()
+}
+
+/// The local terminal's size (rows, cols), if stdout is a terminal.
+fn terminal_size() -> Option<(u16, u16)> {
+    let mut ws = libc::winsize {
+        ws_row: 0,
+        ws_col: 0,
+        ws_xpixel: 0,
+        ws_ypixel: 0,
+    };
+    // SAFETY: TIOCGWINSZ writes a winsize into the pointed-to struct, which outlives the call.
+    let rc = unsafe { libc::ioctl(libc::STDOUT_FILENO, libc::TIOCGWINSZ, &mut ws) };
+    (rc == 0 && ws.ws_row > 0).then_some((ws.ws_row, ws.ws_col))
+}
+
+/// Puts stdin in raw mode; restores the previous mode when dropped.
+struct RawTerminal {
+    saved: nix::sys::termios::Termios,
+}
+
+impl RawTerminal {
+    fn enable() -> Option<Self> {
+        use nix::sys::termios::{SetArg, cfmakeraw, tcgetattr, tcsetattr};
+        let stdin = std::io::stdin();
+        let saved = tcgetattr(&stdin).ok()?;
+        let mut raw = saved.clone();
+        cfmakeraw(&mut raw);
+        tcsetattr(&stdin, SetArg::TCSANOW, &raw).ok()?;
+        Some(Self { saved })
+    }
+}
+
+impl Drop for RawTerminal {
+    fn drop(&mut self) {
+        let _ = nix::sys::termios::tcsetattr(
+            &std::io::stdin(),
+            nix::sys::termios::SetArg::TCSANOW,
+            &self.saved,
+        );
+    }
 }

@@ -36,6 +36,11 @@ impl Paths {
     pub fn work_dir(&self, id: &ContainerId) -> PathBuf {
         self.container_dir(id).join("rw").join("work")
     }
+    /// Where a removed container's files wait for deletion (same filesystem, hidden from
+    /// the record scan because it is not a container ID).
+    pub fn trash_dir(&self, id: &ContainerId) -> PathBuf {
+        self.containers_dir().join(format!(".trash-{id}"))
+    }
     /// Runtime directory: bundle, exit file, shim log.
     pub fn run_dir(&self, id: &ContainerId) -> PathBuf {
         self.exec_root.join("containers").join(id.as_str())

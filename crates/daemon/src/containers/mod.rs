@@ -215,22 +215,21 @@ impl Containers {
         if c.life.borrow().removed {
             return Ok(());
         }
-        self.forget(c);
+        // Renaming is atomic and quick; the files go in the background (and at the next
+        // start of arcad if it stops first), so `--rm` does not wait for the deletion.
         let dir = self.paths.container_dir(&c.id);
+        let trash = self.paths.trash_dir(&c.id);
+        if let Err(e) = std::fs::rename(&dir, &trash)
+            && e.kind() != std::io::ErrorKind::NotFound
+        {
+            return Err(ApiError::from_internal("cannot delete container files", &e));
+        }
+        self.forget(c);
         let run = self.paths.run_dir(&c.id);
         tokio::task::spawn_blocking(move || {
             let _ = std::fs::remove_dir_all(run);
-            std::fs::remove_dir_all(dir)
-        })
-        .await
-        .map_err(|e| ApiError::internal(format!("remove task failed: {e}")))?
-        .or_else(|e| {
-            if e.kind() == std::io::ErrorKind::NotFound {
-                Ok(())
-            } else {
-                Err(ApiError::from_internal("cannot delete container files", &e))
-            }
-        })?;
+            let _ = std::fs::remove_dir_all(trash);
+        });
         c.mark_removed();
         tracing::info!(id = %c.id, "container removed");
         Ok(())

@@ -17,11 +17,13 @@ impl Containers {
         let mut n = 0;
         for entry in std::fs::read_dir(&dir)? {
             let entry = entry?;
-            let Ok(id) = entry
-                .file_name()
-                .to_string_lossy()
-                .parse::<arca_model::ContainerId>()
-            else {
+            let name = entry.file_name().to_string_lossy().into_owned();
+            if name.starts_with(".trash-") {
+                // Removed before arcad stopped; finish the deletion.
+                let _ = std::fs::remove_dir_all(entry.path());
+                continue;
+            }
+            let Ok(id) = name.parse::<arca_model::ContainerId>() else {
                 continue;
             };
             let file = self.paths.record_file(&id);

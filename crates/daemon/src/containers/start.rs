@@ -313,10 +313,13 @@ impl Containers {
         let paths = self.paths.clone();
         let hostname = config.hostname.clone();
         let id = rec.id.clone();
-        tokio::task::spawn_blocking(move || write_etc_files(&paths, &id, &hostname))
-            .await
-            .map_err(|e| ApiError::internal(format!("start task failed: {e}")))?
-            .map_err(|e| ApiError::from_internal("cannot prepare container files", &e))?;
+        tokio::task::spawn_blocking(move || {
+            wait_for_previous_shim(&paths, &id);
+            write_etc_files(&paths, &id, &hostname)
+        })
+        .await
+        .map_err(|e| ApiError::internal(format!("start task failed: {e}")))?
+        .map_err(|e| ApiError::from_internal("cannot prepare container files", &e))?;
 
         let ready = shim::spawn(&self.paths.shim_bin, &config)
             .await
@@ -430,6 +433,16 @@ impl Containers {
         if auto_remove && let Err(e) = self.remove(c, true).await {
             tracing::error!(id = %c.id, error = %e, "cannot auto-remove container");
         }
+    }
+}
+
+/// A shim answers `Wait` before it finishes cleaning up; the runtime state directory is
+/// the last thing it removes. A restart must not begin before that (bounded wait).
+fn wait_for_previous_shim(paths: &crate::paths::Paths, id: &arca_model::ContainerId) {
+    let state = paths.runtime_state().join(id.as_str());
+    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(5);
+    while state.exists() && std::time::Instant::now() < deadline {
+        std::thread::sleep(std::time::Duration::from_millis(2));
     }
 }
 
