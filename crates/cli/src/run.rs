@@ -286,7 +286,7 @@ impl RawTerminal {
 impl Drop for RawTerminal {
     fn drop(&mut self) {
         let _ = nix::sys::termios::tcsetattr(
-            &std::io::stdin(),
+            std::io::stdin(),
             nix::sys::termios::SetArg::TCSANOW,
             &self.saved,
         );
