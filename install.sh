@@ -169,7 +169,7 @@ else
     fi
 fi
 
-say "arca is installed: $("$bindir/arca" -H "$host" version 2>/dev/null | head -n1 || true)"
+say "arca $("$bindir/arca" --version 2>/dev/null | awk '{print $2}') is installed and arcad is answering on $host"
 echo
 echo "now run: arca run hello-world"
 echo "  (offline: fixtures/build-busybox.sh && arca load -i target/fixtures/busybox.tar && arca run --rm busybox echo hi)"
