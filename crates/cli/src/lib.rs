@@ -83,7 +83,7 @@ pub fn main() -> i32 {
             return EXIT_DAEMON;
         }
     };
-    rt.block_on(async move {
+    let code = rt.block_on(async move {
         let cli = match client::Cli::connect(&args.host) {
             Ok(c) => c,
             Err(e) => {
@@ -115,5 +115,8 @@ pub fn main() -> i32 {
                 client::exit_code_for(&e)
             }
         }
-    })
+    });
+    // A blocking stdin read may still be pending (interactive sessions); do not wait for it.
+    rt.shutdown_background();
+    code
 }
