@@ -9,7 +9,9 @@ use std::os::unix::net::UnixStream;
 use std::time::Duration;
 
 fn dir_is_empty_or_missing(p: &std::path::Path) -> bool {
-    std::fs::read_dir(p).map(|mut d| d.next().is_none()).unwrap_or(true)
+    std::fs::read_dir(p)
+        .map(|mut d| d.next().is_none())
+        .unwrap_or(true)
 }
 
 #[test]
@@ -35,28 +37,44 @@ fn sigkill_during_import_leaves_no_partial_image() {
     }
     // The import is under way once its scratch data exists on disk.
     let root = d.root.clone();
-    poll_until("import to write scratch data", Duration::from_secs(10), || {
-        ["tmp", "content/tmp"]
-            .iter()
-            .any(|t| !dir_is_empty_or_missing(&root.join(t)))
-            || std::fs::read_dir(root.join("snapshots"))
-                .map(|r| r.flatten().any(|e| e.file_name().to_string_lossy().starts_with("tmp-")))
-                .unwrap_or(false)
-    });
+    poll_until(
+        "import to write scratch data",
+        Duration::from_secs(10),
+        || {
+            ["tmp", "content/tmp"]
+                .iter()
+                .any(|t| !dir_is_empty_or_missing(&root.join(t)))
+                || std::fs::read_dir(root.join("snapshots"))
+                    .map(|r| {
+                        r.flatten()
+                            .any(|e| e.file_name().to_string_lossy().starts_with("tmp-"))
+                    })
+                    .unwrap_or(false)
+        },
+    );
     d.crash();
     drop(s);
     d.spawn();
     let (code, list) = http(&d.socket, "GET", "/images/json", None).expect("list");
     assert_eq!(code, 200);
     assert!(!list.contains("partial"), "partial image visible: {list}");
-    assert!(dir_is_empty_or_missing(&d.root.join("tmp")), "scratch left in tmp/");
-    assert!(dir_is_empty_or_missing(&d.root.join("content/tmp")), "scratch left in content/tmp/");
+    assert!(
+        dir_is_empty_or_missing(&d.root.join("tmp")),
+        "scratch left in tmp/"
+    );
+    assert!(
+        dir_is_empty_or_missing(&d.root.join("content/tmp")),
+        "scratch left in content/tmp/"
+    );
     let leftover: Vec<_> = std::fs::read_dir(d.root.join("snapshots"))
         .expect("snapshots")
         .flatten()
         .filter(|e| e.file_name().to_string_lossy().starts_with("tmp-"))
         .collect();
-    assert!(leftover.is_empty(), "half-unpacked snapshots left: {leftover:?}");
+    assert!(
+        leftover.is_empty(),
+        "half-unpacked snapshots left: {leftover:?}"
+    );
     // And the store still works.
     let out = d.arca(&["run", "--rm", "hello-world"]);
     common::assert_ok(&out, "run after crash");
