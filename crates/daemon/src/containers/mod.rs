@@ -117,6 +117,9 @@ pub struct Containers {
     table: Mutex<Table>,
     pub store: Arc<Store>,
     pub paths: Paths,
+    /// The host has a unified (v2-only) cgroup hierarchy. arca is built without the eBPF
+    /// device filter libcgroups needs there, so device access is restricted by other means.
+    unified_cgroup: bool,
 }
 
 impl Containers {
@@ -125,6 +128,11 @@ impl Containers {
             table: Mutex::new(Table::default()),
             store,
             paths,
+            unified_cgroup: crate::cgroups::CgroupVersion::detect(std::path::Path::new(
+                "/sys/fs/cgroup",
+            ))
+            .layout
+                == crate::cgroups::Layout::V2,
         })
     }
 

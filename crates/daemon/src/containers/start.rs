@@ -118,11 +118,23 @@ fn cap_name(c: &str) -> String {
     }
 }
 
-fn capabilities(rec: &ContainerRecord) -> ApiResult<Vec<String>> {
+/// The container's capability set. `unified_cgroup`: on cgroup v2 hosts the device
+/// allow-list (an eBPF program) is not compiled into arca yet, so CAP_MKNOD is withheld:
+/// without it a container cannot create a node for a host device it was not given.
+fn capabilities(rec: &ContainerRecord, unified_cgroup: bool) -> ApiResult<Vec<String>> {
     let h = &rec.host_config;
     if h.privileged.unwrap_or(false) {
         return Ok(ALL_CAPS.iter().map(|s| s.to_string()).collect());
     }
+    let caps = requested_capabilities(h)?;
+    Ok(if unified_cgroup {
+        caps.into_iter().filter(|c| c != "CAP_MKNOD").collect()
+    } else {
+        caps
+    })
+}
+
+fn requested_capabilities(h: &arca_api::docker::HostConfig) -> ApiResult<Vec<String>> {
     let mut caps: Vec<String> = DEFAULT_CAPS.iter().map(|s| s.to_string()).collect();
     for c in h.cap_drop.iter().flatten() {
         let c = cap_name(c);
@@ -262,7 +274,7 @@ impl Containers {
             ),
             network: self.network_for(rec)?,
             security: SecurityConfig {
-                capabilities: capabilities(rec)?,
+                capabilities: capabilities(rec, self.unified_cgroup)?,
                 no_new_privileges,
                 seccomp,
                 privileged: h.privileged.unwrap_or(false),
@@ -504,6 +516,52 @@ mod tests {
         let r = resolv_conf_for_container("search x\nnameserver 127.0.0.53\nnameserver 10.0.0.2\n");
         assert_eq!(r, "search x\nnameserver 10.0.0.2\n");
         assert!(resolv_conf_for_container("nameserver 127.0.0.1\n").contains("8.8.8.8"));
+    }
+
+    fn record(host_config: arca_api::docker::HostConfig) -> ContainerRecord {
+        ContainerRecord {
+            version: 1,
+            id: arca_model::ContainerId::generate(),
+            name: "t".into(),
+            created: String::new(),
+            image: "busybox".into(),
+            image_id: arca_model::Digest::of(b"x"),
+            path: "true".into(),
+            args: vec![],
+            config: Default::default(),
+            host_config,
+            state: Default::default(),
+            restart_count: 0,
+        }
+    }
+
+    #[test]
+    fn capabilities_follow_docker_defaults_and_flags() {
+        let r = record(Default::default());
+        assert_eq!(capabilities(&r, false).expect("caps").len(), 14);
+        assert!(
+            !capabilities(&r, true)
+                .expect("caps")
+                .contains(&"CAP_MKNOD".to_string())
+        );
+        let r = record(arca_api::docker::HostConfig {
+            cap_add: Some(vec!["sys_admin".into()]),
+            cap_drop: Some(vec!["NET_RAW".into()]),
+            ..Default::default()
+        });
+        let caps = capabilities(&r, false).expect("caps");
+        assert!(caps.contains(&"CAP_SYS_ADMIN".to_string()));
+        assert!(!caps.contains(&"CAP_NET_RAW".to_string()));
+        let r = record(arca_api::docker::HostConfig {
+            cap_add: Some(vec!["BOGUS".into()]),
+            ..Default::default()
+        });
+        assert!(capabilities(&r, false).is_err());
+        let r = record(arca_api::docker::HostConfig {
+            privileged: Some(true),
+            ..Default::default()
+        });
+        assert_eq!(capabilities(&r, true).expect("caps").len(), ALL_CAPS.len());
     }
 
     #[test]
