@@ -184,3 +184,16 @@ fn api_rejects_bad_input_with_docker_statuses() {
     let (_, list) = http(s, "GET", "/images/json", None).expect("http");
     assert!(!list.contains("evil"), "{list}");
 }
+
+#[test]
+fn arca_says_clearly_when_arcad_is_not_running() {
+    let dir = tempfile::tempdir().expect("tmp");
+    let out = std::process::Command::new(env!("CARGO_BIN_EXE_arca"))
+        .args(["-H", &format!("unix://{}/none.sock", dir.path().display()), "ps"])
+        .output()
+        .expect("run arca");
+    assert_eq!(out.status.code(), Some(125));
+    let err = stderr(&out);
+    assert!(err.contains("Is arcad running?"), "{err}");
+    assert_eq!(err.lines().count(), 1, "one clear line: {err}");
+}
