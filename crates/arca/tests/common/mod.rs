@@ -192,24 +192,13 @@ impl Drop for Daemon {
                 let _ = Command::new("umount").arg("-l").arg(p).status();
             }
         }
-        for ctrl in [
-            "memory",
-            "cpu,cpuacct",
-            "pids",
-            "devices",
-            "freezer",
-            "blkio",
-            "cpuset",
-            "hugetlb",
-            "net_cls,net_prio",
-            "perf_event",
-            "systemd",
-            "unified",
-            "",
-        ] {
-            let p = Path::new("/sys/fs/cgroup")
-                .join(ctrl)
-                .join(self.cgroup_parent.trim_start_matches('/'));
+        // Every hierarchy (v1 controllers, the unified mount, or the v2 root itself).
+        let mut roots: Vec<PathBuf> = std::fs::read_dir("/sys/fs/cgroup")
+            .map(|r| r.flatten().map(|e| e.path()).collect())
+            .unwrap_or_default();
+        roots.push(PathBuf::from("/sys/fs/cgroup"));
+        for root in roots {
+            let p = root.join(self.cgroup_parent.trim_start_matches('/'));
             if p.exists() {
                 if let Ok(rd) = std::fs::read_dir(&p) {
                     for e in rd.flatten() {
