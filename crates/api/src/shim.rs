@@ -11,8 +11,20 @@
 //!    reads one [`Reply`] JSON line. After `Reply::Ok` to [`Request::Attach`] the connection
 //!    carries the stream (see below).
 //! 4. When the container's init exits the shim drains its output, writes [`ExitStatus`] to
-//!    [`ShimConfig::exit_file`] atomically, answers every `Wait`, closes every attach stream,
-//!    unmounts the rootfs, deletes the runtime state, removes its socket and exits.
+//!    [`ShimConfig::exit_file`] atomically, detaches the rootfs (`MNT_DETACH`: the mount
+//!    point is free at once), answers every `Wait` and closes every attach stream. Only
+//!    then does it clean up, in this order: remove its socket, delete the container's
+//!    cgroup, and **last** remove the runtime state directory `<state_root>/<id>`; then it
+//!    exits (tearing down the detached overlay, which may sync the upper filesystem).
+//!
+//! ## Restarting a container
+//! A client that saw `Exited` may remove the container's directories right away, but must
+//! not start a new shim for the same ID until `<state_root>/<id>` no longer exists (poll it,
+//! with a deadline): until then the old shim may still be removing the cgroup and could
+//! remove the socket path. Once that directory is gone the old shim touches nothing of the
+//! container's any more, except its own detached overlay mount (an unreachable superblock
+//! on the same upper and work directories, released when the old shim exits). If the
+//! shim failed to delete the container the directory stays (its diagnostics say why).
 //!
 //! ## Attach streams
 //! Shim → client: without a TTY, Docker stdcopy frames (see [`crate::stdcopy`]) for stdout

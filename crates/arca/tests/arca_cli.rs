@@ -189,7 +189,11 @@ fn api_rejects_bad_input_with_docker_statuses() {
 fn arca_says_clearly_when_arcad_is_not_running() {
     let dir = tempfile::tempdir().expect("tmp");
     let out = std::process::Command::new(env!("CARGO_BIN_EXE_arca"))
-        .args(["-H", &format!("unix://{}/none.sock", dir.path().display()), "ps"])
+        .args([
+            "-H",
+            &format!("unix://{}/none.sock", dir.path().display()),
+            "ps",
+        ])
         .output()
         .expect("run arca");
     assert_eq!(out.status.code(), Some(125));

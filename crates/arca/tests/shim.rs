@@ -158,7 +158,11 @@ struct Shim {
 }
 
 fn spawn(cfg: &ShimConfig) -> Shim {
-    let mut child = Command::new(SHIM)
+    spawn_with(SHIM, cfg)
+}
+
+fn spawn_with(bin: &str, cfg: &ShimConfig) -> Shim {
+    let mut child = Command::new(bin)
         .stdin(Stdio::piped())
         .stdout(Stdio::piped())
         .stderr(Stdio::inherit())
@@ -558,14 +562,13 @@ fn seccomp_refuses_clone_with_namespace_flags() {
     assert!(err.contains("Operation not permitted"), "{err}");
 }
 
-#[test]
-fn latency_from_spawn_to_exited_for_true() {
-    let f = Fixture::new();
+/// Median spawn -> `Exited` time of `n` runs of `/bin/true` with the shim at `bin`.
+fn latency(f: &Fixture, bin: &str, n: usize) -> Vec<Duration> {
     let mut samples = Vec::new();
-    for _ in 0..20 {
+    for _ in 0..n {
         let cfg = f.config(&["/bin/true"]);
         let t0 = Instant::now();
-        let shim = spawn(&cfg);
+        let shim = spawn_with(bin, &cfg);
         let wait = shim.wait_conn();
         shim.start();
         let status = exited(wait);
@@ -574,17 +577,282 @@ fn latency_from_spawn_to_exited_for_true() {
         shim.finish();
     }
     samples.sort();
-    eprintln!(
-        "arca-shim spawn -> Exited for /bin/true: median {:.1} ms (min {:.1}, max {:.1}, n=20, {} build)",
-        samples[10].as_secs_f64() * 1e3,
-        samples[0].as_secs_f64() * 1e3,
-        samples[19].as_secs_f64() * 1e3,
-        if cfg!(debug_assertions) {
-            "debug"
-        } else {
-            "release"
-        },
+    samples
+}
+
+/// Prints the latency; with `ARCA_SHIM_BASELINE=<another arca-shim>` set, measures both
+/// binaries alternately in the same run, for a side-by-side comparison.
+#[test]
+fn latency_from_spawn_to_exited_for_true() {
+    let f = Fixture::new();
+    let baseline = std::env::var("ARCA_SHIM_BASELINE").ok();
+    let rounds = if baseline.is_some() { 5 } else { 1 };
+    let n = 20 / rounds;
+    let (mut ours, mut theirs) = (Vec::new(), Vec::new());
+    for _ in 0..rounds {
+        ours.extend(latency(&f, SHIM, n));
+        if let Some(b) = &baseline {
+            theirs.extend(latency(&f, b, n));
+        }
+    }
+    let report = |name: &str, mut s: Vec<Duration>| {
+        s.sort();
+        let ms = |d: Duration| d.as_secs_f64() * 1e3;
+        eprintln!(
+            "{name} spawn -> Exited for /bin/true: median {:.1} ms (min {:.1}, max {:.1}, n={}, {} build)",
+            ms(s[s.len() / 2]),
+            ms(s[0]),
+            ms(s[s.len() - 1]),
+            s.len(),
+            if cfg!(debug_assertions) {
+                "debug"
+            } else {
+                "release"
+            },
+        );
+    };
+    report("arca-shim", ours);
+    if let Some(b) = baseline {
+        report(&b, theirs);
+    }
+}
+
+/// Assembles and links a static program with GNU as and ld (no libc needed, so no
+/// multilib for i386). False if the tools are missing.
+fn assemble(f: &Fixture, name: &str, src: &str, i386: bool) -> bool {
+    let s = f.path(&format!("{name}.s"));
+    let o = f.path(&format!("{name}.o"));
+    std::fs::write(&s, src).expect("write asm");
+    let mut as_cmd = Command::new("as");
+    let mut ld = Command::new("ld");
+    if i386 {
+        as_cmd.arg("--32");
+        ld.args(["-m", "elf_i386"]);
+    }
+    let ok = |c: &mut Command| c.status().is_ok_and(|st| st.success());
+    ok(as_cmd.arg("-o").arg(&o).arg(&s))
+        && ok(ld
+            .arg("-static")
+            .arg("-o")
+            .arg(f.path(&format!("lower/bin/{name}")))
+            .arg(&o))
+}
+
+const I386_PROBE: &str = r#"
+# i386 syscalls through int $0x80; exit status = the first check that failed.
+.globl _start
+.text
+_start:
+    movl $20, %eax          # getpid: allowed
+    int $0x80
+    movl $1, %ebx
+    testl %eax, %eax
+    jle fail
+    movl $310, %eax         # unshare(CLONE_NEWUSER): EPERM
+    movl $0x10000000, %ebx
+    int $0x80
+    movl $2, %ebx
+    cmpl $-1, %eax
+    jne fail
+    movl $21, %eax          # mount(0, 0, 0, 0, 0): EPERM
+    xorl %ebx, %ebx
+    xorl %ecx, %ecx
+    xorl %edx, %edx
+    xorl %esi, %esi
+    xorl %edi, %edi
+    int $0x80
+    movl $3, %ebx
+    cmpl $-1, %eax
+    jne fail
+    movl $359, %eax         # socket(AF_VSOCK, SOCK_STREAM, 0): EPERM
+    movl $40, %ebx
+    movl $1, %ecx
+    xorl %edx, %edx
+    int $0x80
+    movl $4, %ebx
+    cmpl $-1, %eax
+    jne fail
+    movl $359, %eax         # socket(AF_UNIX, SOCK_STREAM, 0): allowed
+    movl $1, %ebx
+    movl $1, %ecx
+    xorl %edx, %edx
+    int $0x80
+    movl $5, %ebx
+    testl %eax, %eax
+    js fail
+    movl $4, %eax           # write(1, msg, len)
+    movl $1, %ebx
+    movl $msg, %ecx
+    movl $len, %edx
+    int $0x80
+    xorl %ebx, %ebx
+fail:
+    movl $1, %eax           # exit(%ebx)
+    int $0x80
+.data
+msg: .ascii "i386 filtered\n"
+len = . - msg
+"#;
+
+const X32_PROBE: &str = r#"
+# getpid through the x32 ABI: the filter kills the process with SIGSYS.
+.globl _start
+.text
+_start:
+    movl $0x40000027, %eax
+    syscall
+    movl $60, %eax          # exit(0), only if the x32 call was let through
+    xorl %edi, %edi
+    syscall
+"#;
+
+#[test]
+fn seccomp_filters_i386_syscalls_and_kills_x32_ones() {
+    if !cfg!(target_arch = "x86_64") {
+        return;
+    }
+    let f = Fixture::new();
+    if !(assemble(&f, "i386probe", I386_PROBE, true) && assemble(&f, "x32probe", X32_PROBE, false))
+    {
+        eprintln!("skipping: no GNU as/ld for the probes");
+        return;
+    }
+    let cfg = f.config(&["sh", "-c", "i386probe; echo i386=$?; x32probe; echo x32=$?"]);
+    let (out, err, status) = run(&cfg);
+    assert_eq!(status.exit_code, 0, "{err}");
+    // 159 = 128 + SIGSYS.
+    assert_eq!(out, "i386 filtered\ni386=0\nx32=159\n", "{err}");
+}
+
+/// `/proc/self/status` lines of a process in a container, as a map.
+fn status_fields(out: &str) -> std::collections::HashMap<String, String> {
+    out.lines()
+        .filter_map(|l| l.split_once(":\t"))
+        .map(|(k, v)| (k.to_owned(), v.trim().to_owned()))
+        .collect()
+}
+
+const STATUS_FIELDS: &str =
+    "grep -E '^(Seccomp|NoNewPrivs|CapInh|CapPrm|CapEff|CapBnd|CapAmb):' /proc/self/status";
+
+#[test]
+fn root_gets_dockers_capabilities_and_seccomp_refuses_mount_and_unshare() {
+    let f = Fixture::new();
+    let cfg = f.config(&[
+        "sh",
+        "-c",
+        &format!(
+            "{STATUS_FIELDS}; busybox mount -t tmpfs none /tmp; busybox unshare -U true; echo done"
+        ),
+    ]);
+    let (out, err, status) = run(&cfg);
+    assert_eq!(status.exit_code, 0, "{err}");
+    let st = status_fields(&out);
+    for (k, v) in [
+        ("Seccomp", "2"),
+        ("NoNewPrivs", "0"),
+        ("CapInh", "0000000000000000"),
+        ("CapPrm", "00000000a80425fb"),
+        ("CapEff", "00000000a80425fb"),
+        ("CapBnd", "00000000a80425fb"),
+        ("CapAmb", "0000000000000000"),
+    ] {
+        assert_eq!(st.get(k).map(String::as_str), Some(v), "{k}: {out}");
+    }
+    // busybox words mount's EPERM as "permission denied".
+    assert!(
+        err.contains("mount: permission denied")
+            && err.contains("unshare(0x10000000): Operation not permitted"),
+        "{err}"
     );
+    assert!(out.ends_with("done\n"), "{out}");
+}
+
+#[test]
+fn a_non_root_user_keeps_the_bounding_set_but_no_capabilities() {
+    let f = Fixture::new();
+    let mut cfg = f.config(&["sh", "-c", &format!("id; {STATUS_FIELDS}")]);
+    cfg.process.user = "65534:65534".into();
+    cfg.security.no_new_privileges = true;
+    let (out, err, status) = run(&cfg);
+    assert_eq!(status.exit_code, 0, "{err}");
+    assert!(out.starts_with("uid=65534 gid=65534"), "{out}");
+    let st = status_fields(&out);
+    for (k, v) in [
+        ("Seccomp", "2"),
+        ("NoNewPrivs", "1"),
+        ("CapInh", "0000000000000000"),
+        ("CapPrm", "0000000000000000"),
+        ("CapEff", "0000000000000000"),
+        ("CapBnd", "00000000a80425fb"),
+        ("CapAmb", "0000000000000000"),
+    ] {
+        assert_eq!(st.get(k).map(String::as_str), Some(v), "{k}: {out}");
+    }
+}
+
+#[test]
+fn unconfined_container_with_every_capability_gets_what_the_host_allows() {
+    let f = Fixture::new();
+    let all = [
+        "CAP_CHOWN",
+        "CAP_DAC_OVERRIDE",
+        "CAP_DAC_READ_SEARCH",
+        "CAP_FOWNER",
+        "CAP_FSETID",
+        "CAP_KILL",
+        "CAP_SETGID",
+        "CAP_SETUID",
+        "CAP_SETPCAP",
+        "CAP_LINUX_IMMUTABLE",
+        "CAP_NET_BIND_SERVICE",
+        "CAP_NET_BROADCAST",
+        "CAP_NET_ADMIN",
+        "CAP_NET_RAW",
+        "CAP_IPC_LOCK",
+        "CAP_IPC_OWNER",
+        "CAP_SYS_MODULE",
+        "CAP_SYS_RAWIO",
+        "CAP_SYS_CHROOT",
+        "CAP_SYS_PTRACE",
+        "CAP_SYS_PACCT",
+        "CAP_SYS_ADMIN",
+        "CAP_SYS_BOOT",
+        "CAP_SYS_NICE",
+        "CAP_SYS_RESOURCE",
+        "CAP_SYS_TIME",
+        "CAP_SYS_TTY_CONFIG",
+        "CAP_MKNOD",
+        "CAP_LEASE",
+        "CAP_AUDIT_WRITE",
+        "CAP_AUDIT_CONTROL",
+        "CAP_SETFCAP",
+        "CAP_MAC_OVERRIDE",
+        "CAP_MAC_ADMIN",
+        "CAP_SYSLOG",
+        "CAP_WAKE_ALARM",
+        "CAP_BLOCK_SUSPEND",
+        "CAP_AUDIT_READ",
+        "CAP_PERFMON",
+        "CAP_BPF",
+        "CAP_CHECKPOINT_RESTORE",
+    ];
+    let mut cfg = f.config(&[
+        "sh",
+        "-c",
+        &format!("{STATUS_FIELDS}; busybox mount -t tmpfs none /tmp && echo mounted"),
+    ]);
+    cfg.security.capabilities = all.iter().map(|s| (*s).to_owned()).collect();
+    cfg.security.seccomp = false;
+    let (out, err, status) = run(&cfg);
+    assert_eq!(status.exit_code, 0, "{err}");
+    let st = status_fields(&out);
+    // Every capability the shim has (this test's own bounding set; a host may lack some).
+    let own = status_fields(&std::fs::read_to_string("/proc/self/status").expect("status"));
+    assert_eq!(st.get("Seccomp").map(String::as_str), Some("0"), "{out}");
+    assert_eq!(st.get("CapBnd"), own.get("CapBnd"), "{out}");
+    assert_eq!(st.get("CapEff"), own.get("CapBnd"), "{out}");
+    assert!(out.ends_with("mounted\n"), "{out}");
 }
 
 #[test]

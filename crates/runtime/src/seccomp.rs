@@ -1,28 +1,32 @@
-//! Docker's default seccomp profile (moby `profiles/seccomp`), written out as data.
+//! Docker's default seccomp profile (moby `profiles/seccomp`), written out as data, and
+//! its compilation to a BPF program for this host (by [`crate::bpf`], not libseccomp).
 //!
 //! Default action `ERRNO(EPERM)`; an allow-list of syscalls; `clone` only without
 //! namespace flags, `clone3` answered with `ENOSYS` (so libcs fall back to `clone`, whose
 //! flags can be inspected), `personality` limited to Docker's values, and the syscalls
 //! that a capability unlocks allowed only when the container has that capability.
 //!
-//! Architectures: the native one and its 32-bit compat ABI (x86_64 + x86, aarch64 + arm);
-//! not x32, see [`ARCHES`].
+//! Architectures: the native ABI and its 32-bit compat ABI (x86_64 + i386, aarch64 + arm).
+//! Not x32: x86_64 syscall numbers with the x32 bit kill the process, as any other
+//! architecture does. (libseccomp, which Docker and runc use, kills the calling thread in
+//! both cases; for a single-threaded process that is the same, otherwise arca is
+//! stricter.) x32 is disabled in the common distribution kernels anyway.
 //!
-//! Names this host's libseccomp (2.5.4 on Debian 12) does not know are harmless:
-//! libcontainer skips unknown names with a warning. Rules gated on a minimum kernel in
-//! Docker (`ptrace` & co., kernel 4.8) are included unconditionally: arca needs newer.
+//! Syscall names are resolved per ABI with this host's libseccomp tables (2.5.4 on Debian
+//! 12; ~0.1 ms for both ABIs, the bulk of building the program): a name it does not know,
+//! or that does not exist on an ABI, is skipped for that ABI, as libcontainer does. Rules gated on a minimum kernel in Docker (`ptrace`
+//! & co., kernel 4.8) are included unconditionally: arca needs newer.
 //!
-//! Note on `SCMP_CMP_MASKED_EQ`: runc reads `value` as the mask and `valueTwo` as the
-//! expected result; libcontainer 0.7 reads them the other way round. [`to_oci`] writes the
-//! order libcontainer needs (checked by a unit test and the shim integration test).
+//! The compiled program agrees with what libseccomp compiles from the same rules for every
+//! syscall number of both ABIs (checked by a unit test against libseccomp's own BPF).
 
-use oci_spec::runtime::{
-    Arch, LinuxSeccomp, LinuxSeccompAction, LinuxSeccompArgBuilder, LinuxSeccompOperator,
-    LinuxSyscall,
-};
+use libc::sock_filter;
+use libseccomp::{ScmpArch, ScmpSyscall};
 
-const EPERM: u32 = libc::EPERM as u32;
-const ENOSYS: u32 = libc::ENOSYS as u32;
+use crate::bpf::{self, Action, ArchFilter, ArgCmp, ArgWidth, BpfError, Cmp, Filter, SyscallRule};
+
+const EPERM: u16 = libc::EPERM as u16;
+const ENOSYS: u16 = libc::ENOSYS as u16;
 
 /// `CLONE_NEWNS | CLONE_NEWUTS | CLONE_NEWIPC | CLONE_NEWUSER | CLONE_NEWPID | CLONE_NEWNET
 /// | CLONE_NEWCGROUP`.
@@ -475,37 +479,108 @@ const ARCH_ALLOWED: &[&str] = &[
     "cacheflush",
     "set_tls",
 ];
-#[cfg(not(any(target_arch = "x86_64", target_arch = "aarch64")))]
-const ARCH_ALLOWED: &[&str] = &[];
 
-/// Docker also lists x32. arca leaves it out: compiling the filter for a third ABI costs
-/// the container ~6 ms (libseccomp 2.5.4, measured here), the x32 ABI is disabled in the
-/// common distribution kernels (Debian's included), and an x86_64-only filter still sends
-/// x32 syscall numbers to the bad-architecture action (kill), so they stay denied.
-#[cfg(target_arch = "x86_64")]
-const ARCHES: &[Arch] = &[Arch::ScmpArchX86_64, Arch::ScmpArchX86];
-#[cfg(target_arch = "aarch64")]
-const ARCHES: &[Arch] = &[Arch::ScmpArchAarch64, Arch::ScmpArchArm];
-#[cfg(not(any(target_arch = "x86_64", target_arch = "aarch64")))]
-const ARCHES: &[Arch] = &[Arch::ScmpArchNative];
-
-/// One rule with runc's argument semantics (see the module docs for `MaskedEq`).
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub struct Rule {
-    pub names: Vec<String>,
-    pub action: LinuxSeccompAction,
-    pub errno: Option<u32>,
-    /// `(index, op, value, value_two)`; all must match.
-    pub args: Vec<(usize, LinuxSeccompOperator, u64, u64)>,
+/// One ABI the filter covers.
+struct Abi {
+    /// libseccomp's name for it, to resolve syscall names.
+    scmp: ScmpArch,
+    audit_arch: u32,
+    width: ArgWidth,
+    high: Option<(u32, Action)>,
+    /// Direct numbers of the syscalls libseccomp resolves to pseudo-numbers on this ABI.
+    direct: &'static [(&'static str, u32)],
 }
 
-fn allow(names: &[&str]) -> Rule {
+/// libseccomp 2.5 resolves i386's socket and SysV IPC calls to pseudo-numbers: it filters
+/// them both through their multiplexer (`socketcall`, `ipc`: Docker allows both outright)
+/// and as the direct syscalls Linux 4.3 and 5.1 added, numbered here. A unit test checks
+/// them against libseccomp's reverse lookup.
+#[cfg(target_arch = "x86_64")]
+const I386_DIRECT: &[(&str, u32)] = &[
+    ("recvmmsg", 337),
+    ("sendmmsg", 345),
+    ("socket", 359),
+    ("socketpair", 360),
+    ("bind", 361),
+    ("connect", 362),
+    ("listen", 363),
+    ("accept4", 364),
+    ("getsockopt", 365),
+    ("setsockopt", 366),
+    ("getsockname", 367),
+    ("getpeername", 368),
+    ("sendto", 369),
+    ("sendmsg", 370),
+    ("recvfrom", 371),
+    ("recvmsg", 372),
+    ("shutdown", 373),
+    ("semget", 393),
+    ("semctl", 394),
+    ("shmget", 395),
+    ("shmctl", 396),
+    ("shmat", 397),
+    ("shmdt", 398),
+    ("msgget", 399),
+    ("msgsnd", 400),
+    ("msgrcv", 401),
+    ("msgctl", 402),
+];
+
+#[cfg(target_arch = "x86_64")]
+const ABIS: &[Abi] = &[
+    Abi {
+        scmp: ScmpArch::X8664,
+        audit_arch: bpf::AUDIT_ARCH_X86_64,
+        width: ArgWidth::Bits64,
+        high: Some((bpf::X32_SYSCALL_BIT, Action::KillProcess)),
+        direct: &[],
+    },
+    Abi {
+        scmp: ScmpArch::X86,
+        audit_arch: bpf::AUDIT_ARCH_I386,
+        width: ArgWidth::Bits32,
+        high: None,
+        direct: I386_DIRECT,
+    },
+];
+#[cfg(target_arch = "aarch64")]
+const ABIS: &[Abi] = &[
+    Abi {
+        scmp: ScmpArch::Aarch64,
+        audit_arch: bpf::AUDIT_ARCH_AARCH64,
+        width: ArgWidth::Bits64,
+        high: None,
+        direct: &[],
+    },
+    Abi {
+        scmp: ScmpArch::Arm,
+        audit_arch: bpf::AUDIT_ARCH_ARM,
+        width: ArgWidth::Bits32,
+        high: None,
+        direct: &[],
+    },
+];
+#[cfg(not(any(target_arch = "x86_64", target_arch = "aarch64")))]
+compile_error!("arca's seccomp filter supports x86_64 and aarch64 hosts only");
+
+/// One rule: for each of `names`, `action` when every comparison in `args` holds.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Rule {
+    pub names: Vec<&'static str>,
+    pub action: Action,
+    pub args: Vec<ArgCmp>,
+}
+
+fn allow(names: &[&'static str]) -> Rule {
     Rule {
-        names: names.iter().map(|s| (*s).to_owned()).collect(),
-        action: LinuxSeccompAction::ScmpActAllow,
-        errno: None,
+        names: names.to_vec(),
+        action: Action::Allow,
         args: Vec::new(),
     }
+}
+
+fn arg0(cmp: Cmp) -> Vec<ArgCmp> {
+    vec![ArgCmp { index: 0, cmp }]
 }
 
 /// Docker's default rules for a container holding `capabilities` (`CAP_*` names).
@@ -518,12 +593,12 @@ pub fn default_rules(capabilities: &[String]) -> Vec<Rule> {
         rules.push(allow(ARCH_ALLOWED));
     }
     rules.push(Rule {
-        args: vec![(0, LinuxSeccompOperator::ScmpCmpNe, libc::AF_VSOCK as u64, 0)],
+        args: arg0(Cmp::Ne(libc::AF_VSOCK as u64)),
         ..allow(&["socket"])
     });
     for p in PERSONALITIES {
         rules.push(Rule {
-            args: vec![(0, LinuxSeccompOperator::ScmpCmpEq, p, 0)],
+            args: arg0(Cmp::Eq(p)),
             ..allow(&["personality"])
         });
     }
@@ -535,72 +610,95 @@ pub fn default_rules(capabilities: &[String]) -> Vec<Rule> {
     if !has("CAP_SYS_ADMIN") {
         // s390 passes the flags second; arca does not build for s390.
         rules.push(Rule {
-            args: vec![(
-                0,
-                LinuxSeccompOperator::ScmpCmpMaskedEq,
-                CLONE_NAMESPACE_FLAGS,
-                0,
-            )],
+            args: arg0(Cmp::MaskedEq {
+                mask: CLONE_NAMESPACE_FLAGS,
+                value: 0,
+            }),
             ..allow(&["clone"])
         });
         rules.push(Rule {
-            action: LinuxSeccompAction::ScmpActErrno,
-            errno: Some(ENOSYS),
+            action: Action::Errno(ENOSYS),
             ..allow(&["clone3"])
         });
     }
     rules
 }
 
-/// The OCI form of `rules`, in the argument order libcontainer 0.7 evaluates.
-pub fn to_oci(rules: &[Rule]) -> LinuxSeccomp {
-    let syscalls = rules
-        .iter()
-        .map(|r| {
-            let mut s = LinuxSyscall::default();
-            s.set_names(r.names.clone());
-            s.set_action(r.action);
-            s.set_errno_ret(r.errno);
-            if !r.args.is_empty() {
-                let args = r
-                    .args
-                    .iter()
-                    .map(|&(index, op, value, value_two)| {
-                        // libcontainer: (arg & value_two) == value for MaskedEq.
-                        let (value, value_two) = match op {
-                            LinuxSeccompOperator::ScmpCmpMaskedEq => (value_two, value),
-                            _ => (value, value_two),
-                        };
-                        LinuxSeccompArgBuilder::default()
-                            .index(index)
-                            .op(op)
-                            .value(value)
-                            .value_two(value_two)
-                            .build()
-                            .expect("every LinuxSeccompArg field has a default")
-                    })
-                    .collect();
-                s.set_args(Some(args));
-            }
-            s
-        })
-        .collect();
-    let mut seccomp = LinuxSeccomp::default();
-    seccomp.set_default_action(LinuxSeccompAction::ScmpActErrno);
-    seccomp.set_default_errno_ret(Some(EPERM));
-    seccomp.set_architectures(Some(ARCHES.to_vec()));
-    seccomp.set_syscalls(Some(syscalls));
-    seccomp
+/// The number of syscall `name` on `abi`: `None` if this libseccomp does not know the name
+/// or the ABI does not have it (libseccomp answers with a negative pseudo-number).
+fn resolve(abi: &Abi, name: &str) -> Option<u32> {
+    let nr = ScmpSyscall::from_name_by_arch(name, abi.scmp)
+        .ok()?
+        .as_raw_syscall();
+    match u32::try_from(nr) {
+        Ok(nr) => Some(nr),
+        // The multiplexed pseudo-numbers (-101 to -299 in libseccomp 2.5).
+        Err(_) if (-299..=-100).contains(&nr) => abi
+            .direct
+            .iter()
+            .find(|(n, _)| *n == name)
+            .map(|&(_, nr)| nr),
+        Err(_) => None,
+    }
 }
 
-/// Docker's default profile for a container holding `capabilities`.
-pub fn default_profile(capabilities: &[String]) -> LinuxSeccomp {
-    to_oci(&default_rules(capabilities))
+/// `rules` resolved for this host's ABIs, with Docker's default (`EPERM`) and bad-arch
+/// (kill) actions.
+pub fn filter(rules: &[Rule]) -> Filter {
+    let arches = ABIS
+        .iter()
+        .map(|abi| {
+            // (number, rule index), sorted stably: the rules of a syscall keep their order.
+            let mut numbered: Vec<(u32, usize)> = Vec::with_capacity(512);
+            for (i, r) in rules.iter().enumerate() {
+                numbered.extend(
+                    r.names
+                        .iter()
+                        .filter_map(|n| resolve(abi, n))
+                        .map(|nr| (nr, i)),
+                );
+            }
+            numbered.sort_by_key(|&(nr, _)| nr);
+            let mut syscalls: Vec<(u32, Vec<SyscallRule>)> = Vec::with_capacity(numbered.len());
+            for (nr, i) in numbered {
+                let rule = SyscallRule {
+                    args: rules[i].args.clone(),
+                    action: rules[i].action,
+                };
+                match syscalls.last_mut() {
+                    Some((last, list)) if *last == nr => list.push(rule),
+                    _ => syscalls.push((nr, vec![rule])),
+                }
+            }
+            ArchFilter {
+                audit_arch: abi.audit_arch,
+                arg_width: abi.width,
+                high: abi.high,
+                // Sorted input: built in one pass.
+                syscalls: syscalls.into_iter().collect(),
+            }
+        })
+        .collect();
+    Filter {
+        default: Action::Errno(EPERM),
+        bad_arch: Action::KillProcess,
+        arches,
+    }
+}
+
+/// Docker's default profile for a container holding `capabilities`, as a BPF program.
+pub fn default_program(capabilities: &[String]) -> Result<Vec<sock_filter>, BpfError> {
+    filter(&default_rules(capabilities)).compile()
 }
 
 #[cfg(test)]
 mod tests {
+    use std::io::{Read, Seek};
+
+    use libseccomp::{ScmpAction, ScmpArgCompare, ScmpCompareOp, ScmpFilterContext};
+
     use super::*;
+    use crate::bpf::interp;
 
     fn docker_default_caps() -> Vec<String> {
         [
@@ -624,102 +722,259 @@ mod tests {
         .collect()
     }
 
-    fn allowed(p: &LinuxSeccomp, name: &str) -> bool {
-        p.syscalls().iter().flatten().any(|s| {
-            s.action() == LinuxSeccompAction::ScmpActAllow
-                && s.args().is_none()
-                && s.names().iter().any(|n| n == name)
-        })
+    fn all_caps() -> Vec<String> {
+        let mut caps = docker_default_caps();
+        for (cap, _) in BY_CAPABILITY {
+            caps.push((*cap).to_owned());
+        }
+        caps
+    }
+
+    fn native(f: &Filter, name: &str, args: &[u64; 6]) -> Action {
+        let abi = &ABIS[0];
+        let nr = ScmpSyscall::from_name_by_arch(name, abi.scmp)
+            .expect("known name")
+            .as_raw_syscall();
+        f.evaluate(abi.audit_arch, nr as u32, args)
+    }
+
+    fn allowed(f: &Filter, name: &str) -> bool {
+        native(f, name, &[0; 6]) == Action::Allow
     }
 
     #[test]
     fn default_profile_denies_with_eperm_and_allows_the_basics() {
-        let p = default_profile(&docker_default_caps());
-        assert_eq!(p.default_action(), LinuxSeccompAction::ScmpActErrno);
-        assert_eq!(p.default_errno_ret(), Some(EPERM));
+        let f = filter(&default_rules(&docker_default_caps()));
+        assert_eq!(f.default, Action::Errno(EPERM));
         for name in [
-            "read",
-            "write",
-            "execve",
-            "fork",
-            "wait4",
-            "chroot",
-            "arch_prctl",
+            "read", "write", "execve", "wait4", "chroot", "capset", "prctl",
         ] {
-            assert!(allowed(&p, name), "{name} should be allowed");
+            assert!(allowed(&f, name), "{name} should be allowed");
         }
+        #[cfg(target_arch = "x86_64")]
+        assert!(allowed(&f, "fork") && allowed(&f, "arch_prctl"));
         for name in [
-            "mount", "unshare", "setns", "reboot", "clone", "clone3", "bpf",
+            "mount",
+            "unshare",
+            "setns",
+            "reboot",
+            "bpf",
+            "open_by_handle_at",
         ] {
-            assert!(
-                !allowed(&p, name),
-                "{name} should not be allowed unconditionally"
-            );
+            assert_eq!(native(&f, name, &[0; 6]), Action::Errno(EPERM), "{name}");
         }
     }
 
     #[test]
-    fn clone_is_allowed_only_without_namespace_flags_in_libcontainer_order() {
-        let p = default_profile(&docker_default_caps());
-        let clone = p
-            .syscalls()
-            .iter()
-            .flatten()
-            .find(|s| s.names() == &vec!["clone".to_owned()])
-            .expect("clone rule");
-        let arg = clone.args().as_ref().expect("args")[0];
-        assert_eq!(arg.op(), LinuxSeccompOperator::ScmpCmpMaskedEq);
-        // libcontainer builds ScmpArgCompare(mask = value_two, datum = value).
-        assert_eq!(arg.value_two(), Some(CLONE_NAMESPACE_FLAGS));
-        assert_eq!(arg.value(), 0);
-        let clone3 = p
-            .syscalls()
-            .iter()
-            .flatten()
-            .find(|s| s.names() == &vec!["clone3".to_owned()])
-            .expect("clone3 rule");
-        assert_eq!(clone3.action(), LinuxSeccompAction::ScmpActErrno);
-        assert_eq!(clone3.errno_ret(), Some(ENOSYS));
+    fn clone_is_allowed_only_without_namespace_flags() {
+        let f = filter(&default_rules(&docker_default_caps()));
+        let sigchld = [libc::SIGCHLD as u64, 0, 0, 0, 0, 0];
+        let newuser = [libc::CLONE_NEWUSER as u64 | 0x11, 0, 0, 0, 0, 0];
+        assert_eq!(native(&f, "clone", &sigchld), Action::Allow);
+        assert_eq!(native(&f, "clone", &newuser), Action::Errno(EPERM));
+        assert_eq!(native(&f, "clone3", &[0; 6]), Action::Errno(ENOSYS));
     }
 
     #[test]
     fn capabilities_unlock_their_syscalls() {
         let mut caps = docker_default_caps();
         caps.push("CAP_SYS_ADMIN".into());
-        caps.push("CAP_SYS_PTRACE".into());
-        let p = default_profile(&caps);
-        for name in ["mount", "unshare", "clone", "clone3", "kcmp"] {
-            assert!(
-                allowed(&p, name),
-                "{name} should be allowed with its capability"
-            );
+        caps.push("sys_ptrace".into());
+        let f = filter(&default_rules(&caps));
+        for name in ["mount", "unshare", "clone3", "kcmp"] {
+            assert!(allowed(&f, name), "{name} should be allowed");
         }
-        // With CAP_SYS_ADMIN there is no clone3 ENOSYS rule.
-        assert!(
-            !p.syscalls()
-                .iter()
-                .flatten()
-                .any(|s| s.action() == LinuxSeccompAction::ScmpActErrno)
-        );
+        let newuser = [libc::CLONE_NEWUSER as u64, 0, 0, 0, 0, 0];
+        assert_eq!(native(&f, "clone", &newuser), Action::Allow);
     }
 
     #[test]
     fn personality_is_limited_to_dockers_values() {
-        let rules = default_rules(&docker_default_caps());
-        let values: Vec<u64> = rules
-            .iter()
-            .filter(|r| r.names == ["personality"])
-            .map(|r| r.args[0].2)
-            .collect();
-        assert_eq!(values, PERSONALITIES.to_vec());
+        let f = filter(&default_rules(&docker_default_caps()));
+        for p in PERSONALITIES {
+            assert_eq!(
+                native(&f, "personality", &[p, 0, 0, 0, 0, 0]),
+                Action::Allow
+            );
+        }
+        assert_eq!(
+            native(&f, "personality", &[0x0040_0000, 0, 0, 0, 0, 0]),
+            Action::Errno(EPERM)
+        );
     }
 
     #[test]
-    fn profile_targets_native_and_compat_arches() {
-        let p = default_profile(&[]);
-        let arches = p.architectures().as_ref().expect("arches");
+    fn profile_covers_the_native_and_compat_abis() {
+        let f = filter(&default_rules(&[]));
+        let arches: Vec<u32> = f.arches.iter().map(|a| a.audit_arch).collect();
         #[cfg(target_arch = "x86_64")]
-        assert_eq!(arches, &vec![Arch::ScmpArchX86_64, Arch::ScmpArchX86]);
-        assert!(!arches.is_empty());
+        assert_eq!(arches, [bpf::AUDIT_ARCH_X86_64, bpf::AUDIT_ARCH_I386]);
+        // Names resolved on both: hundreds of syscalls each.
+        assert!(
+            f.arches.iter().all(|a| a.syscalls.len() > 300),
+            "{arches:x?}"
+        );
+        assert!(default_program(&docker_default_caps()).is_ok());
+    }
+
+    /// What libseccomp compiles from the same rules, the way libcontainer feeds it
+    /// (names resolved natively, per-arch translation by libseccomp).
+    fn libseccomp_program(rules: &[Rule]) -> Vec<sock_filter> {
+        let mut ctx = ScmpFilterContext::new(ScmpAction::Errno(i32::from(EPERM))).expect("ctx");
+        for abi in ABIS {
+            ctx.add_arch(abi.scmp).expect("add arch");
+        }
+        for r in rules {
+            let action = match r.action {
+                Action::Allow => ScmpAction::Allow,
+                Action::Errno(e) => ScmpAction::Errno(i32::from(e)),
+                Action::KillProcess => ScmpAction::KillProcess,
+            };
+            for name in &r.names {
+                let Ok(sc) = ScmpSyscall::from_name(name) else {
+                    continue;
+                };
+                let cmps: Vec<ScmpArgCompare> = r
+                    .args
+                    .iter()
+                    .map(|a| {
+                        let (op, datum) = match a.cmp {
+                            Cmp::Eq(v) => (ScmpCompareOp::Equal, v),
+                            Cmp::Ne(v) => (ScmpCompareOp::NotEqual, v),
+                            Cmp::MaskedEq { mask, value } => {
+                                (ScmpCompareOp::MaskedEqual(mask), value)
+                            }
+                        };
+                        ScmpArgCompare::new(u32::from(a.index), op, datum)
+                    })
+                    .collect();
+                ctx.add_rule_conditional(action, sc, &cmps)
+                    .expect("add rule");
+            }
+        }
+        let mut file = tempfile::tempfile().expect("tempfile");
+        ctx.export_bpf(&file).expect("export");
+        let mut raw = Vec::new();
+        file.rewind().expect("rewind");
+        file.read_to_end(&mut raw).expect("read");
+        raw.chunks_exact(8)
+            .map(|c| sock_filter {
+                code: u16::from_ne_bytes([c[0], c[1]]),
+                jt: c[2],
+                jf: c[3],
+                k: u32::from_ne_bytes([c[4], c[5], c[6], c[7]]),
+            })
+            .collect()
+    }
+
+    #[test]
+    fn compiled_profile_agrees_with_libseccomp_for_every_syscall() {
+        let clone_flags = [
+            0u64,
+            libc::SIGCHLD as u64,
+            0x0001_1200 | libc::SIGCHLD as u64,
+            libc::CLONE_NEWUSER as u64,
+            libc::CLONE_NEWNS as u64 | 0x11,
+            libc::CLONE_NEWCGROUP as u64,
+            0x1_0000_0000,
+        ];
+        let mut arg_sets: Vec<[u64; 6]> = clone_flags.iter().map(|&f| [f, 0, 0, 0, 0, 0]).collect();
+        for p in PERSONALITIES.iter().chain(&[1, 0x40_0000, 0x1_0000_0000]) {
+            arg_sets.push([*p, 1, 2, 3, 4, 5]);
+        }
+        for family in [
+            libc::AF_INET,
+            libc::AF_UNIX,
+            libc::AF_VSOCK,
+            libc::AF_NETLINK,
+        ] {
+            arg_sets.push([family as u64, 1, 0, 0, 0, 0]);
+            arg_sets.push([family as u64 | 0x1_0000_0000, 1, 0, 0, 0, 0]);
+        }
+        arg_sets.push([u64::MAX; 6]);
+        let mut numbers: Vec<u32> = (0..=520).collect();
+        numbers.extend([
+            0x3fff_ffff,
+            0x4000_0000,
+            0x4000_0001,
+            0x4000_0038,
+            0x7fff_ffff,
+            0xffff_fffe,
+            u32::MAX,
+        ]);
+        let arches = [
+            bpf::AUDIT_ARCH_X86_64,
+            bpf::AUDIT_ARCH_I386,
+            bpf::AUDIT_ARCH_AARCH64,
+            bpf::AUDIT_ARCH_ARM,
+            0,
+        ];
+
+        for caps in [Vec::new(), docker_default_caps(), all_caps()] {
+            let rules = default_rules(&caps);
+            let ours = filter(&rules).compile().expect("compile");
+            let theirs = libseccomp_program(&rules);
+            for &arch in &arches {
+                for &nr in &numbers {
+                    for args in &arg_sets {
+                        let got = interp::run(&ours, arch, nr, args);
+                        let mut want = interp::run(&theirs, arch, nr, args);
+                        // libseccomp's bad-arch action kills the thread, ours the process.
+                        if want == libc::SECCOMP_RET_KILL_THREAD {
+                            want = libc::SECCOMP_RET_KILL_PROCESS;
+                        }
+                        assert_eq!(
+                            got,
+                            want,
+                            "caps {} arch {arch:#x} nr {nr} ({:?}) args {args:x?}: \
+                             ours {got:#x}, libseccomp {want:#x}",
+                            caps.len(),
+                            ABIS.iter().find(|a| a.audit_arch == arch).and_then(|a| {
+                                ScmpSyscall::from(nr as i32).get_name_by_arch(a.scmp).ok()
+                            }),
+                        );
+                    }
+                }
+            }
+        }
+    }
+
+    #[test]
+    fn direct_numbers_match_libseccomps_reverse_lookup() {
+        for abi in ABIS {
+            for &(name, nr) in abi.direct {
+                let back = ScmpSyscall::from(nr as i32).get_name_by_arch(abi.scmp);
+                assert_eq!(back.ok().as_deref(), Some(name), "{nr}");
+                assert_eq!(resolve(abi, name), Some(nr));
+            }
+            // Every syscall of the ABI that the profile names resolves to its number.
+            let names: Vec<&str> = default_rules(&all_caps())
+                .iter()
+                .flat_map(|r| r.names.clone())
+                .collect();
+            for nr in 0..1024u32 {
+                if let Ok(name) = ScmpSyscall::from(nr as i32).get_name_by_arch(abi.scmp)
+                    && names.contains(&name.as_str())
+                {
+                    assert_eq!(resolve(abi, &name), Some(nr), "{name} on {:?}", abi.scmp);
+                }
+            }
+        }
+    }
+
+    #[test]
+    fn generating_the_program_is_cheap() {
+        let caps = docker_default_caps();
+        let t = std::time::Instant::now();
+        let n = 20;
+        for _ in 0..n {
+            let prog = default_program(&caps).expect("compile");
+            assert!(prog.len() < 1000, "{}", prog.len());
+        }
+        let per = t.elapsed() / n;
+        eprintln!(
+            "default seccomp program: {} instructions, {per:?} to resolve and compile",
+            default_program(&caps).map(|p| p.len()).unwrap_or(0)
+        );
     }
 }

@@ -2,19 +2,28 @@
 //! `oci/defaults.go` and `daemon/oci_linux.go`).
 //!
 //! Deliberate differences from oci-spec's defaults: Docker's mounts, masked and read-only
-//! paths, the capability set from the config (with empty inheritable and ambient sets),
-//! no rlimits at all (the container inherits the shim's, which never exceed the hard
+//! paths, no rlimits at all (the container inherits the shim's, which never exceed the hard
 //! limits: this host has no `CAP_SYS_RESOURCE`), and umask 0022 as runc applies.
 //!
-//! `noNewPrivileges` is written only when true: libcontainer 0.7 loads seccomp after
-//! dropping capabilities whenever the field is present, which fails without the flag.
+//! Seccomp and capabilities are **not** in the spec: the shim's executor applies them in
+//! the container's init (see `shim::executor`). libcontainer only offers seccomp through
+//! libseccomp (~7 ms per container to compile Docker's profile) and, without
+//! `noNewPrivileges`, must install it before dropping capabilities. Without
+//! `process.capabilities` libcontainer keeps the shim's own capabilities (effective =
+//! permitted, also across the switch to a non-root user, with `PR_SET_KEEPCAPS`), so the
+//! executor still holds `CAP_SYS_ADMIN` to install the filter and `CAP_SETPCAP` to shrink
+//! the bounding set. [`capability_mask`] turns the config's names into what it applies.
+//!
+//! `noNewPrivileges` is written only when true, as Docker writes it (libcontainer 0.7 would
+//! read a present `false` as a request to load a spec's seccomp filter late).
 
 use std::path::{Path, PathBuf};
 
 use arca_api::shim::{NetworkConfig, ShimConfig};
+use libcontainer::capabilities::CapabilityExt;
 use oci_spec::runtime::{
-    BoxBuilder, Capabilities, Capability, Linux, LinuxCapabilities, LinuxNamespace,
-    LinuxNamespaceType, LinuxResources, Mount, Process, Root, Spec, User,
+    BoxBuilder, Capabilities, Capability, Linux, LinuxNamespace, LinuxNamespaceType,
+    LinuxResources, Mount, Process, Root, Spec, User,
 };
 
 use crate::user::ExecUser;
@@ -151,6 +160,13 @@ pub fn capabilities(names: &[String]) -> Result<Capabilities, SpecError> {
         .collect()
 }
 
+/// The capability set named by `names` as a bit mask (bit `n` = capability number `n`).
+pub fn capability_mask(names: &[String]) -> Result<u64, SpecError> {
+    Ok(capabilities(names)?
+        .iter()
+        .fold(0, |mask, c| mask | 1u64 << c.to_cap().index()))
+}
+
 fn namespaces(network: &NetworkConfig) -> Vec<LinuxNamespace> {
     let ns = |typ, path: Option<PathBuf>| {
         let mut n = LinuxNamespace::default();
@@ -178,7 +194,6 @@ fn namespaces(network: &NetworkConfig) -> Vec<LinuxNamespace> {
 /// Builds the spec. The caller writes it to `<bundle>/config.json`.
 pub fn build(input: SpecInput<'_>) -> Result<Spec, SpecError> {
     let cfg = input.config;
-    let caps = capabilities(&cfg.security.capabilities)?;
 
     let mut user = User::default();
     user.set_uid(input.user.uid);
@@ -188,14 +203,6 @@ pub fn build(input: SpecInput<'_>) -> Result<Spec, SpecError> {
         user.set_additional_gids(Some(input.user.additional_gids.clone()));
     }
 
-    let mut process_caps = LinuxCapabilities::default();
-    process_caps
-        .set_bounding(Some(caps.clone()))
-        .set_effective(Some(caps.clone()))
-        .set_permitted(Some(caps))
-        .set_inheritable(Some(Capabilities::new()))
-        .set_ambient(Some(Capabilities::new()));
-
     let mut process = Process::default();
     process
         .set_terminal(Some(cfg.process.tty))
@@ -203,7 +210,8 @@ pub fn build(input: SpecInput<'_>) -> Result<Spec, SpecError> {
         .set_args(Some(cfg.process.args.clone()))
         .set_env(Some(input.env))
         .set_cwd(PathBuf::from(&cfg.process.cwd))
-        .set_capabilities(Some(process_caps))
+        // Applied by the executor (see the module docs).
+        .set_capabilities(None)
         .set_rlimits(None)
         .set_no_new_privileges(cfg.security.no_new_privileges.then_some(true))
         .set_oom_score_adj(None);
@@ -229,11 +237,8 @@ pub fn build(input: SpecInput<'_>) -> Result<Spec, SpecError> {
         .set_devices(None)
         .set_masked_paths((!privileged).then(|| owned(MASKED_PATHS)))
         .set_readonly_paths((!privileged).then(|| owned(READONLY_PATHS)))
-        .set_seccomp(
-            cfg.security
-                .seccomp
-                .then(|| crate::seccomp::default_profile(&cfg.security.capabilities)),
-        );
+        // Installed by the executor (see the module docs).
+        .set_seccomp(None);
 
     let mut spec = Spec::default();
     spec.set_version(oci_spec::runtime::VERSION.to_owned())
@@ -369,7 +374,7 @@ mod tests {
     }
 
     #[test]
-    fn unprivileged_spec_masks_paths_and_limits_capabilities() {
+    fn unprivileged_spec_masks_paths_and_leaves_security_to_the_executor() {
         let spec = build_for(&config());
         let linux = spec.linux().as_ref().expect("linux");
         assert!(
@@ -393,18 +398,10 @@ mod tests {
                 .flatten()
                 .any(|p| p == "/proc/sys")
         );
-        assert!(linux.seccomp().is_some());
+        // Both applied by the executor, not libcontainer.
+        assert!(linux.seccomp().is_none());
         let process = spec.process().as_ref().expect("process");
-        let caps = process.capabilities().as_ref().expect("caps");
-        assert_eq!(caps.bounding().as_ref().map(|c| c.len()), Some(2));
-        assert!(
-            caps.bounding()
-                .iter()
-                .flatten()
-                .any(|c| *c == Capability::Chown)
-        );
-        assert_eq!(caps.inheritable().as_ref().map(|c| c.len()), Some(0));
-        assert_eq!(caps.ambient().as_ref().map(|c| c.len()), Some(0));
+        assert!(process.capabilities().is_none());
         assert!(process.rlimits().is_none());
         assert_eq!(process.no_new_privileges(), None);
         assert_eq!(process.user().uid(), 1);
@@ -471,6 +468,40 @@ mod tests {
                 .map(|c| c.len())
                 .ok(),
             Some(1)
+        );
+        assert!(matches!(
+            capability_mask(&["CAP_BOGUS".into()]),
+            Err(SpecError::Capability(_))
+        ));
+    }
+
+    #[test]
+    fn capability_mask_uses_kernel_bit_numbers() {
+        let docker: Vec<String> = [
+            "CAP_CHOWN",
+            "CAP_DAC_OVERRIDE",
+            "CAP_FSETID",
+            "CAP_FOWNER",
+            "CAP_MKNOD",
+            "CAP_NET_RAW",
+            "CAP_SETGID",
+            "CAP_SETUID",
+            "CAP_SETFCAP",
+            "CAP_SETPCAP",
+            "CAP_NET_BIND_SERVICE",
+            "CAP_SYS_CHROOT",
+            "CAP_KILL",
+            "CAP_AUDIT_WRITE",
+        ]
+        .iter()
+        .map(|s| (*s).to_owned())
+        .collect();
+        // What /proc/<pid>/status shows as CapBnd for Docker's default set.
+        assert_eq!(capability_mask(&docker).ok(), Some(0xa80425fb));
+        assert_eq!(capability_mask(&[]).ok(), Some(0));
+        assert_eq!(
+            capability_mask(&["CAP_CHECKPOINT_RESTORE".into()]).ok(),
+            Some(1 << 40)
         );
     }
 

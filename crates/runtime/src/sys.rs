@@ -91,6 +91,144 @@ fn loopback_up() -> io::Result<()> {
     Ok(())
 }
 
+/// Installs a seccomp filter on the calling thread (`seccomp(SECCOMP_SET_MODE_FILTER)`,
+/// no flags, as libseccomp does by default). Needs `CAP_SYS_ADMIN` in the effective set
+/// unless `no_new_privs` is set.
+pub fn seccomp_set_filter(prog: &[libc::sock_filter]) -> io::Result<()> {
+    let len =
+        u16::try_from(prog.len()).map_err(|_| io::Error::from(io::ErrorKind::InvalidInput))?;
+    let fprog = libc::sock_fprog {
+        len,
+        // The kernel only reads the program.
+        filter: prog.as_ptr().cast_mut(),
+    };
+    // SAFETY: seccomp(2) reads `fprog` and the `len` instructions it points to, which
+    // live for the call; it copies the program into the kernel.
+    let r = unsafe {
+        libc::syscall(
+            libc::SYS_seccomp,
+            libc::SECCOMP_SET_MODE_FILTER,
+            0,
+            &fprog as *const libc::sock_fprog,
+        )
+    };
+    if r < 0 {
+        return Err(io::Error::last_os_error());
+    }
+    Ok(())
+}
+
+/// A thread's capability sets, bit `n` = capability number `n`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct CapSets {
+    pub effective: u64,
+    pub permitted: u64,
+    pub inheritable: u64,
+}
+
+/// `struct __user_cap_header_struct` (linux/capability.h).
+#[repr(C)]
+struct CapHeader {
+    version: u32,
+    pid: libc::c_int,
+}
+
+/// `struct __user_cap_data_struct`.
+#[repr(C)]
+#[derive(Clone, Copy, Default)]
+struct CapData {
+    effective: u32,
+    permitted: u32,
+    inheritable: u32,
+}
+
+const LINUX_CAPABILITY_VERSION_3: u32 = 0x2008_0522;
+
+/// The calling thread's capability sets (`capget`).
+pub fn capget() -> io::Result<CapSets> {
+    let mut header = CapHeader {
+        version: LINUX_CAPABILITY_VERSION_3,
+        pid: 0,
+    };
+    let mut data = [CapData::default(); 2];
+    // SAFETY: version 3 of capget writes two `__user_cap_data_struct`s, which `data` holds.
+    let r = unsafe {
+        libc::syscall(
+            libc::SYS_capget,
+            &mut header as *mut CapHeader,
+            data.as_mut_ptr(),
+        )
+    };
+    if r < 0 {
+        return Err(io::Error::last_os_error());
+    }
+    let join = |f: fn(&CapData) -> u32| u64::from(f(&data[0])) | u64::from(f(&data[1])) << 32;
+    Ok(CapSets {
+        effective: join(|d| d.effective),
+        permitted: join(|d| d.permitted),
+        inheritable: join(|d| d.inheritable),
+    })
+}
+
+/// Sets the calling thread's capability sets (`capset`).
+pub fn capset(sets: CapSets) -> io::Result<()> {
+    let mut header = CapHeader {
+        version: LINUX_CAPABILITY_VERSION_3,
+        pid: 0,
+    };
+    let split = |v: u64| [v as u32, (v >> 32) as u32];
+    let (e, p, i) = (
+        split(sets.effective),
+        split(sets.permitted),
+        split(sets.inheritable),
+    );
+    let data = [0, 1].map(|n| CapData {
+        effective: e[n],
+        permitted: p[n],
+        inheritable: i[n],
+    });
+    // SAFETY: version 3 of capset reads two `__user_cap_data_struct`s from `data`.
+    let r = unsafe {
+        libc::syscall(
+            libc::SYS_capset,
+            &mut header as *mut CapHeader,
+            data.as_ptr(),
+        )
+    };
+    if r < 0 {
+        return Err(io::Error::last_os_error());
+    }
+    Ok(())
+}
+
+/// Removes capability number `cap` from the bounding set (`PR_CAPBSET_DROP`; needs
+/// `CAP_SETPCAP`).
+pub fn capbset_drop(cap: u32) -> io::Result<()> {
+    // SAFETY: prctl with integer arguments only.
+    if unsafe { libc::prctl(libc::PR_CAPBSET_DROP, libc::c_ulong::from(cap), 0, 0, 0) } < 0 {
+        return Err(io::Error::last_os_error());
+    }
+    Ok(())
+}
+
+/// Empties the ambient capability set.
+pub fn clear_ambient_caps() -> io::Result<()> {
+    // SAFETY: prctl with integer arguments only.
+    let r = unsafe {
+        libc::prctl(
+            libc::PR_CAP_AMBIENT,
+            libc::PR_CAP_AMBIENT_CLEAR_ALL as libc::c_ulong,
+            0,
+            0,
+            0,
+        )
+    };
+    if r < 0 {
+        return Err(io::Error::last_os_error());
+    }
+    Ok(())
+}
+
 /// Takes ownership of a descriptor just received with `SCM_RIGHTS`.
 pub fn own_received_fd(fd: RawFd) -> OwnedFd {
     // SAFETY: the kernel installed `fd` in this process for this message only; nothing

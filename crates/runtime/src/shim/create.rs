@@ -21,11 +21,12 @@ use nix::sys::wait::{WaitPidFlag, waitpid};
 use nix::unistd::Pid;
 
 use super::diag::{Diag, chain};
-use super::executor::{ExecveExecutor, NulError};
+use super::executor::{Confinement, ExecveExecutor, NulError};
+use crate::bpf::BpfError;
 use crate::rootfs::{self, LookupError, RootfsError};
 use crate::spec::{self, SpecError, SpecInput};
 use crate::user::{self, UserError};
-use crate::{resources, sys};
+use crate::{resources, seccomp, sys};
 
 #[derive(Debug, thiserror::Error)]
 pub enum CreateError {
@@ -53,6 +54,8 @@ pub enum CreateError {
     },
     #[error(transparent)]
     Spec(#[from] SpecError),
+    #[error("failed to compile the seccomp filter")]
+    Seccomp(#[source] BpfError),
     #[error(transparent)]
     Nul(#[from] NulError),
     #[error("failed to write {path}")]
@@ -208,7 +211,17 @@ pub fn create(cfg: &ShimConfig, diag: &Diag, undo: &mut Undo) -> Result<Created,
     for w in &translated.warnings {
         diag.warn(w);
     }
-    let executor = ExecveExecutor::new(&exe, &cfg.process.args, &env)?;
+    // Built here, in the shim: the container's init gets a copy when libcontainer clones.
+    let confinement = Confinement {
+        seccomp: cfg
+            .security
+            .seccomp
+            .then(|| seccomp::default_program(&cfg.security.capabilities))
+            .transpose()
+            .map_err(CreateError::Seccomp)?,
+        capabilities: spec::capability_mask(&cfg.security.capabilities)?,
+    };
+    let executor = ExecveExecutor::new(&exe, &cfg.process.args, &env, confinement)?;
     let mut process_cfg = cfg.clone();
     process_cfg.process.cwd = cwd;
     let spec = spec::build(SpecInput {

@@ -1,19 +1,96 @@
-//! The container's payload exec: `execve` of the path the shim resolved inside the rootfs,
-//! with the spec's argv and environment in their original order (libcontainer's default
-//! executor re-searches `PATH` and passes the environment through a `HashMap`).
+//! The container's payload exec, driven by libcontainer in the container's init: confine
+//! the init (seccomp filter, then capabilities), and once `start` arrives `execve` the path
+//! the shim resolved inside the rootfs, with the spec's argv and environment in their
+//! original order (libcontainer's default executor re-searches `PATH` and passes the
+//! environment through a `HashMap`).
+//!
+//! Seccomp and capabilities are applied here rather than by libcontainer (see
+//! [`crate::spec`]): libcontainer leaves the init with the shim's capabilities, so the
+//! filter can be installed without `no_new_privs` (Docker's default: setuid binaries keep
+//! working), and only then are the capabilities dropped. This happens in
+//! [`Executor::setup_envs`], libcontainer's last hook before the init reports ready (after
+//! it switched to the container's user), as runc does it: a failure still reaches the shim
+//! as a creation error, and the init waits for `start` already confined. What libcontainer
+//! does after that (report ready, accept the start message, close, `execve`) and what the
+//! confinement itself needs after the filter (`prctl`, `capget`, `capset`) are in Docker's
+//! allow-list whatever the capabilities. After `execve` the kernel's rules give Docker's
+//! result: root gets the bounding set (the configured capabilities), any other user none,
+//! unless file capabilities or setuid say otherwise.
 
 use std::ffi::CString;
+use std::io;
 
 use libcontainer::workload::{
     Executor, ExecutorError, ExecutorSetEnvsError, ExecutorValidationError,
 };
 use oci_spec::runtime::Spec;
 
+use crate::sys::{self, CapSets};
+
+/// The container's confinement, applied before the init reports ready.
+#[derive(Clone)]
+pub struct Confinement {
+    /// The seccomp program (`None`: unconfined).
+    pub seccomp: Option<Vec<libc::sock_filter>>,
+    /// The container's capabilities, bit `n` = capability number `n`: the bounding set,
+    /// and the effective and permitted sets as far as the shim holds them. Inheritable and
+    /// ambient end up empty.
+    pub capabilities: u64,
+}
+
+#[derive(Debug, thiserror::Error)]
+pub enum ConfineError {
+    #[error("failed to install the seccomp filter")]
+    Seccomp(#[source] io::Error),
+    #[error("failed to drop capability {cap} from the bounding set")]
+    Bounding {
+        cap: u32,
+        #[source]
+        source: io::Error,
+    },
+    #[error("failed to clear the ambient capabilities")]
+    Ambient(#[source] io::Error),
+    #[error("failed to set the capabilities")]
+    Capabilities(#[source] io::Error),
+}
+
+impl Confinement {
+    /// Filter first (needs `CAP_SYS_ADMIN`), then capabilities: bounding set (needs
+    /// `CAP_SETPCAP`), ambient, and last effective/permitted/inheritable.
+    fn apply(&self) -> Result<(), ConfineError> {
+        if let Some(prog) = &self.seccomp {
+            sys::seccomp_set_filter(prog).map_err(ConfineError::Seccomp)?;
+        }
+        // Up to the kernel's last capability: dropping a number it does not know is EINVAL
+        // (cheaper than reading /proc/sys/kernel/cap_last_cap).
+        for cap in 0..64u32 {
+            if self.capabilities & (1 << cap) != 0 {
+                continue;
+            }
+            match sys::capbset_drop(cap) {
+                Ok(()) => {}
+                Err(e) if e.raw_os_error() == Some(libc::EINVAL) => break,
+                Err(source) => return Err(ConfineError::Bounding { cap, source }),
+            }
+        }
+        sys::clear_ambient_caps().map_err(ConfineError::Ambient)?;
+        let held = sys::capget().map_err(ConfineError::Capabilities)?;
+        let keep = self.capabilities & held.permitted;
+        sys::capset(CapSets {
+            effective: keep,
+            permitted: keep,
+            inheritable: 0,
+        })
+        .map_err(ConfineError::Capabilities)
+    }
+}
+
 #[derive(Clone)]
 pub struct ExecveExecutor {
     path: CString,
     argv: Vec<CString>,
     envp: Vec<CString>,
+    confinement: Confinement,
 }
 
 #[derive(Debug, thiserror::Error)]
@@ -29,13 +106,19 @@ fn cstrings(v: &[String], what: &'static str) -> Result<Vec<CString>, NulError> 
 }
 
 impl ExecveExecutor {
-    pub fn new(path: &str, args: &[String], env: &[String]) -> Result<Self, NulError> {
+    pub fn new(
+        path: &str,
+        args: &[String],
+        env: &[String],
+        confinement: Confinement,
+    ) -> Result<Self, NulError> {
         Ok(Self {
             path: CString::new(path).map_err(|_| NulError {
                 what: "the command",
             })?,
             argv: cstrings(args, "an argument")?,
             envp: cstrings(env, "an environment variable")?,
+            confinement,
         })
     }
 }
@@ -61,7 +144,10 @@ impl Executor for ExecveExecutor {
         &self,
         _envs: std::collections::HashMap<String, String>,
     ) -> Result<(), ExecutorSetEnvsError> {
-        // execve gets the environment explicitly.
-        Ok(())
+        // execve gets the environment explicitly; this is the hook to confine the init in
+        // (see the module docs).
+        self.confinement
+            .apply()
+            .map_err(|e| ExecutorSetEnvsError::Other(super::diag::chain(&e)))
     }
 }
