@@ -81,6 +81,11 @@ pub struct RootfsConfig {
     /// overlayfs `workdir`, same filesystem as `upper`, created by arcad.
     pub work: PathBuf,
     pub readonly: bool,
+    /// Mount with overlayfs `volatile` (no syncs of the upper layer; its content is not
+    /// guaranteed after a host crash). For containers removed when they exit, whose writes
+    /// are thrown away anyway: it keeps their unmount from syncing the host filesystem.
+    #[serde(default)]
+    pub volatile: bool,
 }
 
 #[derive(Debug, Clone, Serialize, Deserialize)]

@@ -109,6 +109,7 @@ impl Fixture {
                 upper: self.path("upper"),
                 work: self.path("work"),
                 readonly: false,
+                volatile: false,
             },
             process: ProcessConfig {
                 args: args.iter().map(|s| (*s).to_owned()).collect(),

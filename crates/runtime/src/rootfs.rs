@@ -250,7 +250,20 @@ fn overlay_options(lower: &[PathBuf], cfg: &RootfsConfig) -> String {
     s.push_str(&cfg.upper.to_string_lossy());
     s.push_str(",workdir=");
     s.push_str(&cfg.work.to_string_lossy());
+    if cfg.volatile {
+        s.push_str(",volatile");
+    }
     s
+}
+
+/// Mounts, and if the kernel does not know `volatile` (before 5.10), mounts without it.
+fn mount_maybe_volatile(target: &Path, data: &str) -> Result<(), RootfsError> {
+    match mount(target, data) {
+        Err(e) if data.ends_with(",volatile") => {
+            mount(target, data.trim_end_matches(",volatile")).map_err(|_| e)
+        }
+        other => other,
+    }
 }
 
 /// The deepest directory containing every path in `paths`.
@@ -288,7 +301,7 @@ pub fn mount_overlay(cfg: &RootfsConfig, target: &Path) -> Result<(), RootfsErro
     let limit = options_limit();
     let data = overlay_options(&cfg.lower, cfg);
     if data.len() <= limit {
-        return mount(target, &data);
+        return mount_maybe_volatile(target, &data);
     }
     let too_long = |len| RootfsError::OptionsTooLong {
         len,
@@ -311,7 +324,7 @@ pub fn mount_overlay(cfg: &RootfsConfig, target: &Path) -> Result<(), RootfsErro
         path: parent.clone(),
         source,
     })?;
-    let result = mount(target, &data);
+    let result = mount_maybe_volatile(target, &data);
     // Best effort: the shim does not depend on its working directory afterwards.
     let _ = nix::unistd::chdir(&previous);
     result
@@ -515,10 +528,28 @@ mod tests {
             upper: PathBuf::from("/u"),
             work: PathBuf::from("/w"),
             readonly: false,
+            volatile: false,
         };
         assert!(matches!(
             mount_overlay(&cfg, Path::new("/nonexistent-target")),
             Err(RootfsError::UnsupportedPath(_))
         ));
+    }
+
+    #[test]
+    fn volatile_is_asked_for_only_when_configured() {
+        let mut cfg = RootfsConfig {
+            lower: vec![PathBuf::from("/l")],
+            upper: PathBuf::from("/u"),
+            work: PathBuf::from("/w"),
+            readonly: false,
+            volatile: false,
+        };
+        assert_eq!(
+            overlay_options(&cfg.lower, &cfg),
+            "lowerdir=/l,upperdir=/u,workdir=/w"
+        );
+        cfg.volatile = true;
+        assert!(overlay_options(&cfg.lower, &cfg).ends_with(",volatile"));
     }
 }

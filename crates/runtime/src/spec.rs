@@ -298,6 +298,7 @@ mod tests {
                 upper: "/u".into(),
                 work: "/w".into(),
                 readonly: false,
+                volatile: false,
             },
             process: ProcessConfig {
                 args: vec!["sh".into()],

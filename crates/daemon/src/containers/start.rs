@@ -224,6 +224,7 @@ impl Containers {
                 upper: p.upper_dir(id),
                 work: p.work_dir(id),
                 readonly: h.readonly_rootfs.unwrap_or(false),
+                volatile: h.auto_remove.unwrap_or(false),
             },
             process: ProcessConfig {
                 args,
