@@ -182,6 +182,29 @@ pub enum Request {
     Wait,
     /// Set the TTY size. Reply: `Ok`.
     Resize { rows: u16, cols: u16 },
+    /// Run an extra process in the running container (`docker exec`), joining its
+    /// namespaces and cgroup, with the container's seccomp filter; capabilities are the
+    /// container's, or all of them when `privileged`. `process.user` empty means the
+    /// container's user. Reply `Ok { pid }` (or `Error` with `exit_code` semantics in the
+    /// message: "executable file not found" → 127, "permission denied" → 126); then the
+    /// connection carries the process's stream exactly as for `Attach` with stdout and
+    /// stderr (stdin too when `process.open_stdin`; a half-close closes the process's
+    /// stdin). The shim closes the connection once the process has exited and its output is
+    /// drained. Exec output is not written to the container's log.
+    Exec {
+        exec_id: String,
+        process: ProcessConfig,
+        privileged: bool,
+    },
+    /// Reply `Exited` once the exec has exited (at once if it has); `Error` if the shim
+    /// does not know `exec_id`. The status is kept until the container exits.
+    ExecWait { exec_id: String },
+    /// Set an exec's TTY size. Reply: `Ok`.
+    ExecResize {
+        exec_id: String,
+        rows: u16,
+        cols: u16,
+    },
 }
 
 #[derive(Debug, Clone, Serialize, Deserialize)]
