@@ -251,3 +251,67 @@ fn stdin_and_tty_sessions_work_with_both_clients() {
         assert_eq!(out.status.code(), Some(5), "{prog}: {text}");
     }
 }
+
+#[test]
+fn docker_cli_filters_containers_and_images() {
+    let d = Daemon::start();
+    d.load_busybox();
+    assert_ok(
+        &d.docker(&["run", "--name", "done", "-l", "job=42", "busybox", "true"]),
+        "run done",
+    );
+    assert_ok(
+        &d.docker(&[
+            "run", "-d", "--name", "up", "-l", "job=7", "busybox", "sleep", "30",
+        ]),
+        "run up",
+    );
+    let names = |args: &[&str]| {
+        let mut v: Vec<String> = stdout(&d.docker(args)).lines().map(str::to_owned).collect();
+        v.sort();
+        v
+    };
+    assert_eq!(
+        names(&["ps", "-a", "--format", "{{.Names}}", "-f", "label=job=42"]),
+        vec!["done"]
+    );
+    assert_eq!(
+        names(&["ps", "-a", "--format", "{{.Names}}", "-f", "status=running"]),
+        vec!["up"]
+    );
+    assert_eq!(
+        names(&["ps", "-a", "--format", "{{.Names}}", "-f", "name=do"]),
+        vec!["done"]
+    );
+    assert_eq!(
+        names(&[
+            "ps",
+            "-a",
+            "--format",
+            "{{.Names}}",
+            "-f",
+            "ancestor=busybox"
+        ]),
+        vec!["done", "up"]
+    );
+    let bad = d.docker(&["ps", "-f", "bogus=1"]);
+    assert!(!bad.status.success());
+    assert!(
+        stderr(&bad).contains("invalid filter 'bogus'"),
+        "{}",
+        stderr(&bad)
+    );
+    assert_eq!(
+        names(&["images", "--format", "{{.Repository}}", "busybox"]),
+        vec!["busybox"]
+    );
+    assert_eq!(
+        names(&["images", "--format", "{{.Repository}}", "hello*"]),
+        vec!["hello-world"]
+    );
+    // rmi -f of an image a container uses: untagged, kept for the container.
+    let rmi = d.docker(&["rmi", "-f", "busybox"]);
+    assert_ok(&rmi, "rmi -f");
+    assert!(!stdout(&rmi).contains("Deleted"), "{}", stdout(&rmi));
+    assert_ok(&d.docker(&["start", "done"]), "container still starts");
+}

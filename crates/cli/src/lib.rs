@@ -5,6 +5,7 @@
 
 mod client;
 mod commands;
+mod exec;
 mod format;
 mod run;
 
@@ -34,6 +35,8 @@ pub struct Args {
 pub enum Command {
     /// Create and run a new container from an image
     Run(Box<run::RunArgs>),
+    /// Execute a command in a running container
+    Exec(exec::ExecArgs),
     /// List containers
     Ps(commands::PsArgs),
     /// Fetch the logs of a container
@@ -93,6 +96,7 @@ pub fn main() -> i32 {
         };
         let result = match args.command {
             Command::Run(a) => run::run(&cli, *a).await,
+            Command::Exec(a) => exec::exec(&cli, a).await,
             Command::Ps(a) => commands::ps(&cli, a).await,
             Command::Logs(a) => commands::logs(&cli, a).await,
             Command::Start(a) => commands::start(&cli, a).await,

@@ -217,6 +217,7 @@ pub async fn run(cli: &Cli, a: RunArgs) -> anyhow::Result<i32> {
             )
             .await;
     }
+    spawn_signal_proxy(cli, &id, a.tty);
     if a.interactive {
         tokio::spawn(async move {
             let mut stdin = tokio::io::stdin();
@@ -254,7 +255,7 @@ fn start_failed(e: bollard::errors::Error, _id: &str) -> anyhow::Error {
 }
 
 /// The local terminal's size (rows, cols), if stdout is a terminal.
-fn terminal_size() -> Option<(u16, u16)> {
+pub(crate) fn terminal_size() -> Option<(u16, u16)> {
     let mut ws = libc::winsize {
         ws_row: 0,
         ws_col: 0,
@@ -267,12 +268,12 @@ fn terminal_size() -> Option<(u16, u16)> {
 }
 
 /// Puts stdin in raw mode; restores the previous mode when dropped.
-struct RawTerminal {
+pub(crate) struct RawTerminal {
     saved: nix::sys::termios::Termios,
 }
 
 impl RawTerminal {
-    fn enable() -> Option<Self> {
+    pub(crate) fn enable() -> Option<Self> {
         use nix::sys::termios::{SetArg, cfmakeraw, tcgetattr, tcsetattr};
         let stdin = std::io::stdin();
         let saved = tcgetattr(&stdin).ok()?;
@@ -291,4 +292,72 @@ impl Drop for RawTerminal {
             &self.saved,
         );
     }
+}
+
+/// Like docker's `--sig-proxy` (on by default): SIGINT, SIGTERM, SIGHUP, SIGQUIT, SIGUSR1/2
+/// received by `arca run` go to the container (without a TTY; with one, the terminal
+/// sends keys instead), and with a TTY, window changes resize it.
+fn spawn_signal_proxy(cli: &Cli, id: &str, tty: bool) {
+    use tokio::signal::unix::{SignalKind, signal};
+    let docker = cli.docker.clone();
+    let id = id.to_owned();
+    tokio::spawn(async move {
+        let mut winch = signal(SignalKind::window_change()).ok();
+        let mut proxied = Vec::new();
+        if !tty {
+            for (kind, name) in [
+                (SignalKind::interrupt(), "SIGINT"),
+                (SignalKind::terminate(), "SIGTERM"),
+                (SignalKind::hangup(), "SIGHUP"),
+                (SignalKind::quit(), "SIGQUIT"),
+                (SignalKind::user_defined1(), "SIGUSR1"),
+                (SignalKind::user_defined2(), "SIGUSR2"),
+            ] {
+                if let Ok(s) = signal(kind) {
+                    proxied.push((s, name));
+                }
+            }
+        }
+        let have_proxied = !proxied.is_empty();
+        loop {
+            let next =
+                async {
+                    if have_proxied {
+                        // select_all panics on an empty list: only used when there are signals.
+                        futures_util::future::select_all(proxied.iter_mut().map(|(s, name)| {
+                            Box::pin(async move { s.recv().await.map(|_| *name) })
+                        }))
+                        .await
+                        .0
+                    } else {
+                        std::future::pending().await
+                    }
+                };
+            let resize = async {
+                match winch.as_mut() {
+                    Some(w) if tty => w.recv().await,
+                    _ => std::future::pending().await,
+                }
+            };
+            tokio::select! {
+                sig = next => {
+                    let Some(name) = sig else { return };
+                    let opts = bollard::query_parameters::KillContainerOptionsBuilder::new()
+                        .signal(name)
+                        .build();
+                    let _ = docker.kill_container(&id, Some(opts)).await;
+                }
+                Some(()) = resize => {
+                    if let Some((rows, cols)) = terminal_size() {
+                        let opts = bollard::query_parameters::ResizeContainerTTYOptionsBuilder::new()
+                            .h(i32::from(rows))
+                            .w(i32::from(cols))
+                            .build();
+                        let _ = docker.resize_container_tty(&id, opts).await;
+                    }
+                }
+                else => return,
+            }
+        }
+    });
 }

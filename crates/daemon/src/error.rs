@@ -45,7 +45,8 @@ impl ApiError {
             src = s.source();
         }
         tracing::error!(error = %chain, "{context}");
-        Self::internal(format!("{context}: {err}"))
+        // Details (host paths, errno text) stay in the log.
+        Self::internal(context.to_owned())
     }
 
     pub fn status(&self) -> StatusCode {

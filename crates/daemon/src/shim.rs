@@ -25,7 +25,14 @@ pub enum ShimError {
     Connect(#[source] std::io::Error),
     #[error("shim i/o failed")]
     Io(#[source] std::io::Error),
+    #[error("arca-shim did not answer in time while {0}")]
+    Timeout(&'static str),
 }
+
+/// How long a shim may take to create a container (image layers are already unpacked).
+const READY_TIMEOUT: std::time::Duration = std::time::Duration::from_secs(60);
+/// How long a shim may take to answer a request (not `Wait`, which lasts the container's life).
+const REPLY_TIMEOUT: std::time::Duration = std::time::Duration::from_secs(30);
 
 /// Starts a shim for `config` and returns its `Ready` line.
 pub async fn spawn(bin: &Path, config: &ShimConfig) -> Result<Ready, ShimError> {
@@ -44,10 +51,19 @@ pub async fn spawn(bin: &Path, config: &ShimConfig) -> Result<Ready, ShimError> 
     stdin.write_all(&json).await.map_err(ShimError::Io)?;
     drop(stdin);
     let mut line = String::new();
-    BufReader::new(stdout)
-        .read_line(&mut line)
-        .await
-        .map_err(ShimError::Io)?;
+    let read =
+        tokio::time::timeout(READY_TIMEOUT, BufReader::new(stdout).read_line(&mut line)).await;
+    match read {
+        Ok(r) => {
+            r.map_err(ShimError::Io)?;
+        }
+        Err(_) => {
+            // A shim that cannot create the container in this time is stuck: end it.
+            let _ = child.start_kill();
+            let _ = child.wait().await;
+            return Err(ShimError::Timeout("creating the container"));
+        }
+    }
     // The shim outlives this request (and arcad); reap it whenever it ends.
     tokio::spawn(async move {
         let _ = child.wait().await;
@@ -74,7 +90,12 @@ pub async fn call(socket: &Path, req: &Request) -> Result<(Reply, Conn), ShimErr
     line.push(b'\n');
     writer.write_all(&line).await.map_err(ShimError::Io)?;
     let mut reader = BufReader::new(r);
-    let reply = read_reply(&mut reader).await?;
+    let reply = match req {
+        Request::ExecWait { .. } => read_reply(&mut reader).await?,
+        _ => tokio::time::timeout(REPLY_TIMEOUT, read_reply(&mut reader))
+            .await
+            .map_err(|_| ShimError::Timeout("answering a request"))??,
+    };
     Ok((reply, Conn { reader, writer }))
 }
 

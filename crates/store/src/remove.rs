@@ -87,6 +87,12 @@ impl Store {
         let mut new: BTreeMap<String, Digest> = refs.clone();
         new.retain(|_, v| *v != id);
         self.store_refs(&mut refs, new)?;
+        if used {
+            // Forced, but a container still needs the image to start again: it loses its
+            // names and stays as a dangling image until no container uses it.
+            tracing::info!(%id, "untagged image still used by a container");
+            return Ok(items);
+        }
         let path = self.layout.record(&id);
         fs::remove_file(&path).map_err(StoreError::io("remove", &path))?;
         sync_dir(&self.layout.images())?;
@@ -94,9 +100,7 @@ impl Store {
         tracing::info!(%id, "deleted image");
         items.push(RemoveItem::Deleted(id));
 
-        if !used {
-            self.collect_garbage(&record);
-        }
+        self.collect_garbage(&record);
         Ok(items)
     }
 
@@ -197,7 +201,7 @@ mod tests {
     }
 
     #[test]
-    fn in_use_images_need_force_and_keep_their_layers() {
+    fn in_use_images_need_force_and_stay_dangling_when_forced() {
         let (_tmp, store) = empty_store();
         let img = import_files(&store, &[("a", b"1")], Some("app"));
         let err = store.remove("app", false, &used).expect_err("in use");
@@ -217,11 +221,19 @@ mod tests {
             )
         );
         let out = store.remove(img.id.short(), true, &used).expect("forced");
-        assert_eq!(out.last(), Some(&RemoveItem::Deleted(img.id.clone())));
+        assert_eq!(out, vec![RemoveItem::Untagged("app:latest".into())]);
+        // Still there, dangling, so the container can start again.
+        let kept = store.get(&img.id.to_string()).expect("image kept");
+        assert!(kept.repo_tags.is_empty());
         assert!(
             store.layer_dirs(&img)[0].is_dir(),
             "a container still uses the layer"
         );
+        // Once unused, removing it by ID deletes it.
+        let out = store
+            .remove(&img.id.to_string(), false, &unused)
+            .expect("delete");
+        assert_eq!(out, vec![RemoveItem::Deleted(img.id.clone())]);
     }
 
     #[test]

@@ -50,13 +50,36 @@ pub async fn create(State(st): State<AppState>, q: Q, body: Bytes) -> ApiResult<
 pub async fn list(State(st): State<AppState>, q: Q) -> ApiResult<Response> {
     let all = q.bool("all", false);
     let limit = q.int("limit")?.filter(|l| *l > 0);
+    let f = q.filters(&["id", "name", "label", "status", "ancestor", "exited"])?;
     let now = chrono::Utc::now();
     let mut recs: Vec<_> = st
         .containers
         .all()
         .iter()
         .map(|c| c.snapshot())
-        .filter(|r| all || limit.is_some() || r.state.status.is_running())
+        .filter(|r| {
+            all || limit.is_some() || f.0.contains_key("status") || r.state.status.is_running()
+        })
+        .filter(|r| {
+            f.any("id", |v| r.id.as_str().starts_with(v))
+                && f.any("name", |v| r.name.contains(v.trim_start_matches('/')))
+                && f.any("status", |v| v == r.state.status.as_str())
+                && f.any("ancestor", |v| {
+                    r.image == v
+                        || r.image_id.to_string().starts_with(v)
+                        || r.image_id.hex().starts_with(v)
+                        || v.parse::<arca_model::Reference>().is_ok_and(|want| {
+                            r.image.parse::<arca_model::Reference>().is_ok_and(|have| {
+                                have.with_default_tag() == want.clone().with_default_tag()
+                            })
+                        })
+                })
+                && f.any("exited", |v| {
+                    r.state.status == arca_model::ContainerStatus::Exited
+                        && v.parse::<i64>().is_ok_and(|n| n == r.state.exit_code)
+                })
+                && f.labels_match(&r.config.labels.clone().unwrap_or_default())
+        })
         .collect();
     recs.sort_by(|a, b| b.created.cmp(&a.created));
     if let Some(l) = limit {
@@ -145,9 +168,10 @@ pub async fn remove(
 pub async fn wait(State(st): State<AppState>, Path(id): Path<String>, q: Q) -> ApiResult<Response> {
     let c = st.containers.get(&id)?;
     let cond = WaitCondition::parse(q.get("condition"))?;
-    let containers = st.containers.clone();
+    // Registered now, before the headers go out: "next-exit" means after this request.
+    let waiter = st.containers.wait(&c, cond);
     let fut = async move {
-        let code = containers.wait(&c, cond).await;
+        let code = waiter.await;
         let err = {
             let e = c.snapshot().state.error;
             (!e.is_empty()).then_some(arca_api::docker::ContainerWaitExitError { message: Some(e) })

@@ -13,7 +13,7 @@ use serde_json::{Value, json};
 
 use super::AppState;
 use crate::error::{ApiError, ApiResult};
-use crate::query::Q;
+use crate::query::{Q, glob};
 
 async fn blocking<T: Send + 'static>(
     f: impl FnOnce() -> ApiResult<T> + Send + 'static,
@@ -97,9 +97,7 @@ fn inspect_json(img: &Image) -> Value {
 pub async fn list(State(st): State<AppState>, q: Q) -> ApiResult<Response> {
     let store = st.store.clone();
     let images = blocking(move || store.list().map_err(ApiError::from)).await?;
-    let dangling_only = q
-        .get("filters")
-        .is_some_and(|f| f.contains("\"dangling\"") && f.contains("true"));
+    let f = q.filters(&["dangling", "label", "reference"])?;
     let all_containers: Vec<_> = st
         .containers
         .all()
@@ -108,7 +106,21 @@ pub async fn list(State(st): State<AppState>, q: Q) -> ApiResult<Response> {
         .collect();
     let out: Vec<Value> = images
         .iter()
-        .filter(|i| !dangling_only || i.repo_tags.is_empty())
+        .filter(|i| {
+            f.any("dangling", |v| {
+                (v == "true" || v == "1") == i.repo_tags.is_empty()
+            }) && f.any("reference", |pat| {
+                i.repo_tags.iter().any(|t| {
+                    let repo = t.rsplit_once(':').map_or(t.as_str(), |(r, _)| r);
+                    glob(pat, t) || glob(pat, repo)
+                })
+            }) && f.labels_match(
+                &i.config
+                    .pointer("/config/Labels")
+                    .and_then(|l| serde_json::from_value(l.clone()).ok())
+                    .unwrap_or_default(),
+            )
+        })
         .map(|i| {
             summary(
                 i,

@@ -1,6 +1,7 @@
 //! The Docker Engine API over HTTP: routing, version negotiation, common headers.
 
 mod containers;
+mod exec;
 mod images;
 mod system;
 
@@ -134,6 +135,10 @@ pub fn app(
             "/containers/{id}",
             axum::routing::delete(containers::remove),
         )
+        .route("/containers/{id}/exec", post(exec::create))
+        .route("/exec/{id}/start", post(exec::start))
+        .route("/exec/{id}/json", get(exec::inspect))
+        .route("/exec/{id}/resize", post(exec::resize))
         .route("/images/json", get(images::list))
         .route("/images/load", post(images::load))
         .route("/images/create", post(images::create))

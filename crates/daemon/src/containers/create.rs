@@ -106,14 +106,21 @@ impl Containers {
             "thompson",
             "turing",
         ];
-        loop {
+        // Like Docker: a few tries at a plain name, then with a number appended; the
+        // ID-derived fallback cannot collide.
+        for attempt in 0..32 {
             let l = LEFT[rand_index(LEFT.len())];
             let r = RIGHT[rand_index(RIGHT.len())];
-            let n = format!("{l}_{r}");
+            let n = if attempt < 4 {
+                format!("{l}_{r}")
+            } else {
+                format!("{l}_{r}{}", rand_index(10_000))
+            };
             if !self.table().names.contains_key(&n) {
                 return n;
             }
         }
+        format!("arca_{}", arca_model::random_hex(8))
     }
 }
 
@@ -168,6 +175,16 @@ fn validate_host_config(h: &HostConfig) -> ApiResult<()> {
         if n < 10_000_000 || n > cpus * 1_000_000_000 {
             return Err(ApiError::invalid(format!(
                 "Range of CPUs is from 0.01 to {cpus}.00, as there are only {cpus} CPUs available"
+            )));
+        }
+    }
+    if let Some(parent) = h.cgroup_parent.as_deref().filter(|p| !p.is_empty()) {
+        let ok = parent.split('/').all(|c| c != ".." && c != ".")
+            && !parent.contains('\0')
+            && parent.len() < 512;
+        if !ok {
+            return Err(ApiError::invalid(format!(
+                "invalid cgroup parent: {parent:?}"
             )));
         }
     }

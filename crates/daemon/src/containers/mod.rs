@@ -7,6 +7,7 @@
 
 pub mod attach;
 pub mod create;
+pub mod exec;
 pub mod logs;
 pub mod record;
 pub mod recover;
@@ -88,13 +89,14 @@ impl Container {
                 .map_err(|e| ApiError::from_internal("cannot encode container record", &e))?;
             (data, rec.state.status, rec.state.exit_code)
         };
-        write_atomic(&paths.record_file(&self.id), &data, false)
-            .map_err(|e| ApiError::from_internal("cannot save container record", &e))?;
+        // Waiters always learn the new state, even if saving it fails: memory is the
+        // truth while arcad runs; a failed save is reported to the caller.
+        let saved = write_atomic(&paths.record_file(&self.id), &data, false);
         self.life.send_modify(|l| {
             l.status = status;
             l.exit_code = code;
         });
-        Ok(())
+        saved.map_err(|e| ApiError::from_internal("cannot save container record", &e))
     }
 
     fn mark_exited(&self) {
@@ -117,6 +119,7 @@ pub struct Containers {
     table: Mutex<Table>,
     pub store: Arc<Store>,
     pub paths: Paths,
+    pub execs: exec::Execs,
     /// The host has a unified (v2-only) cgroup hierarchy. arca is built without the eBPF
     /// device filter libcgroups needs there, so device access is restricted by other means.
     unified_cgroup: bool,
@@ -128,6 +131,7 @@ impl Containers {
             table: Mutex::new(Table::default()),
             store,
             paths,
+            execs: exec::Execs::default(),
             unified_cgroup: crate::cgroups::CgroupVersion::detect(std::path::Path::new(
                 "/sys/fs/cgroup",
             ))
@@ -208,6 +212,23 @@ impl Containers {
 
     /// Removes a container: kills it first when `force`, then deletes its files.
     pub async fn remove(self: &Arc<Self>, c: &Arc<Container>, force: bool) -> ApiResult<()> {
+        // Lifecycle work runs in its own task: a client that hangs up must not cancel it
+        // halfway.
+        let this = self.clone();
+        let c = c.clone();
+        tokio::spawn(async move { this.remove_inner(&c, force, None).await })
+            .await
+            .map_err(|e| ApiError::internal(format!("remove task failed: {e}")))?
+    }
+
+    /// Removes a container, but only if it has not run again since exit number
+    /// `only_after_exit` (auto-remove must not remove a container restarted meanwhile).
+    pub(super) async fn remove_inner(
+        self: &Arc<Self>,
+        c: &Arc<Container>,
+        force: bool,
+        only_after_exit: Option<u64>,
+    ) -> ApiResult<()> {
         let status = c.status();
         if status.is_running() {
             if !force {
@@ -220,8 +241,22 @@ impl Containers {
             self.kill_and_wait(c, libc::SIGKILL).await?;
         }
         let _op = c.op.lock().await;
-        if c.life.borrow().removed {
+        let life = *c.life.borrow();
+        if life.removed {
             return Ok(());
+        }
+        if let Some(n) = only_after_exit
+            && (life.exits != n || life.status.is_running())
+        {
+            return Ok(());
+        }
+        if life.status.is_running() {
+            // Started again while this removal waited for the lock.
+            return Err(ApiError::conflict(format!(
+                "cannot remove container \"/{}\": container is {}: stop the container before removing or force remove",
+                c.lock().name,
+                life.status
+            )));
         }
         // Renaming is atomic and quick; the files go in the background (and at the next
         // start of arcad if it stops first), so `--rm` does not wait for the deletion.
@@ -233,6 +268,7 @@ impl Containers {
             return Err(ApiError::from_internal("cannot delete container files", &e));
         }
         self.forget(c);
+        self.execs.forget_container(&c.id);
         let run = self.paths.run_dir(&c.id);
         tokio::task::spawn_blocking(move || {
             let _ = std::fs::remove_dir_all(run);

@@ -27,22 +27,34 @@ impl Containers {
                 continue;
             };
             let file = self.paths.record_file(&id);
-            let rec: ContainerRecord = match std::fs::read(&file)
-                .ok()
-                .and_then(|b| serde_json::from_slice(&b).ok())
-            {
-                Some(r) => r,
-                None => {
+            let bytes = match std::fs::read(&file) {
+                Ok(b) => b,
+                Err(e) if e.kind() == std::io::ErrorKind::NotFound => {
                     // Created but never recorded (a crash inside create): not visible.
-                    tracing::warn!(%id, "dropping container without a readable record");
+                    tracing::warn!(%id, "dropping container directory without a record");
                     let _ = std::fs::remove_dir_all(entry.path());
                     continue;
                 }
+                Err(e) => {
+                    tracing::error!(%id, error = %e, "cannot read container record; skipping it");
+                    continue;
+                }
             };
-            if rec.version != RECORD_VERSION {
-                tracing::warn!(%id, version = rec.version, "skipping container record of unknown version");
+            // The version decides how to read the rest; never delete what we cannot read.
+            let version = serde_json::from_slice::<serde_json::Value>(&bytes)
+                .ok()
+                .and_then(|v| v.get("version").and_then(serde_json::Value::as_u64));
+            if version != Some(u64::from(RECORD_VERSION)) {
+                tracing::error!(%id, ?version, "container record of unknown version or unreadable; skipping it");
                 continue;
             }
+            let rec: ContainerRecord = match serde_json::from_slice(&bytes) {
+                Ok(r) => r,
+                Err(e) => {
+                    tracing::error!(%id, error = %e, "unreadable container record; skipping it");
+                    continue;
+                }
+            };
             let running = rec.state.status.is_running();
             let c = match self.insert(rec) {
                 Ok(c) => c,

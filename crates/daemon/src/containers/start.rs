@@ -286,7 +286,14 @@ impl Containers {
     /// `POST /containers/{id}/start`. A container that fails to start drops its waiting
     /// attach sessions, and is removed if it was created with auto-remove (`--rm`).
     pub async fn start(self: &Arc<Self>, c: &Arc<Container>) -> ApiResult<()> {
-        let result = self.start_locked(c).await;
+        // In its own task: a client that hangs up must not cancel a start halfway (a shim
+        // spawned, the record not updated).
+        let this = self.clone();
+        let task_c = c.clone();
+        let result = tokio::spawn(async move { this.start_locked(&task_c).await })
+            .await
+            .map_err(|e| ApiError::internal(format!("start task failed: {e}")))
+            .and_then(|r| r);
         if let Err(e) = &result
             && e.kind != ErrorKind::NotModified
         {
@@ -307,6 +314,9 @@ impl Containers {
 
     async fn start_locked(self: &Arc<Self>, c: &Arc<Container>) -> ApiResult<()> {
         let _op = c.op.lock().await;
+        if c.life.borrow().removed {
+            return Err(ApiError::not_found(format!("No such container: {}", c.id)));
+        }
         let rec = c.snapshot();
         if rec.state.status.is_running() {
             return Err(ApiError::not_modified());
@@ -364,9 +374,13 @@ impl Containers {
 
         // Monitor and attach sessions connect before the process runs, so neither the
         // exit nor the first bytes of output can be missed.
-        let monitor = shim::wait_conn(&config.socket)
-            .await
-            .map_err(|e| ApiError::from_internal("cannot monitor container", &e))?;
+        let monitor = match shim::wait_conn(&config.socket).await {
+            Ok(m) => m,
+            Err(e) => {
+                abandon_shim(&config.socket, ready.shim_pid).await;
+                return Err(ApiError::from_internal("cannot monitor container", &e));
+            }
+        };
         let pending =
             std::mem::take(&mut *c.pending_attach.lock().unwrap_or_else(|p| p.into_inner()));
         for p in pending {
@@ -382,17 +396,30 @@ impl Containers {
             r.state.oom_killed = false;
             r.state.started_at = now_rfc3339();
             r.state.finished_at = ZERO_TIME.into();
-        })?;
+        })
+        .inspect_err(|_| tracing::warn!(id = %c.id, "container record not saved"))
+        .ok();
+        // Attach sessions that arrived while the shim was being created.
+        let late = std::mem::take(&mut *c.pending_attach.lock().unwrap_or_else(|p| p.into_inner()));
+        for p in late {
+            p.connect(&config.socket, rec.config.tty.unwrap_or(false))
+                .await;
+        }
         self.spawn_monitor(c.clone(), monitor);
         match shim::simple(&config.socket, &Request::Start).await {
             Ok(Reply::Ok { .. }) => {}
             Ok(Reply::Error { message }) => {
+                // The monitor records the exit once the shim is gone.
+                abandon_shim(&config.socket, ready.shim_pid).await;
                 return Err(ApiError::internal(format!(
                     "cannot start container: {message}"
                 )));
             }
             Ok(Reply::Exited(_)) => {}
-            Err(e) => return Err(ApiError::from_internal("cannot start container", &e)),
+            Err(e) => {
+                abandon_shim(&config.socket, ready.shim_pid).await;
+                return Err(ApiError::from_internal("cannot start container", &e));
+            }
         }
         tracing::info!(id = %c.id, pid, "container started");
         Ok(())
@@ -443,9 +470,34 @@ impl Containers {
         c.mark_exited();
         tracing::info!(id = %c.id, code = s.exit_code, "container exited");
         let auto_remove = c.lock().host_config.auto_remove.unwrap_or(false);
-        if auto_remove && let Err(e) = self.remove(c, true).await {
+        let exits = c.life.borrow().exits;
+        if auto_remove && let Err(e) = self.remove_inner(c, true, Some(exits)).await {
             tracing::error!(id = %c.id, error = %e, "cannot auto-remove container");
         }
+    }
+}
+
+/// Ends a shim whose container could not be started: its init is killed (which makes the
+/// shim report the exit and clean up), and the shim itself if it does not answer.
+async fn abandon_shim(socket: &std::path::Path, shim_pid: i32) {
+    let killed = matches!(
+        tokio::time::timeout(
+            std::time::Duration::from_secs(5),
+            shim::simple(
+                socket,
+                &Request::Kill {
+                    signal: libc::SIGKILL
+                }
+            ),
+        )
+        .await,
+        Ok(Ok(Reply::Ok { .. }))
+    );
+    if !killed && shim_pid > 0 {
+        let _ = nix::sys::signal::kill(
+            nix::unistd::Pid::from_raw(shim_pid),
+            nix::sys::signal::Signal::SIGKILL,
+        );
     }
 }
 

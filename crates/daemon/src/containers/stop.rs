@@ -22,18 +22,19 @@ pub fn parse_signal(s: &str) -> ApiResult<i32> {
     let up = s.to_ascii_uppercase();
     let name = up.strip_prefix("SIG").unwrap_or(&up);
     if let Some(rt) = name.strip_prefix("RTMIN") {
-        let off: i32 = if rt.is_empty() {
-            0
-        } else {
-            rt.trim_start_matches('+').parse().map_err(|_| bad())?
-        };
-        return Ok(libc::SIGRTMIN() + off).and_then(|n| {
-            if n <= libc::SIGRTMAX() {
-                Ok(n)
-            } else {
-                Err(bad())
+        let off: u8 = match rt.strip_prefix('+') {
+            None if rt.is_empty() => 0,
+            Some(n) if !n.is_empty() && n.bytes().all(|b| b.is_ascii_digit()) => {
+                n.parse().map_err(|_| bad())?
             }
-        });
+            _ => return Err(bad()),
+        };
+        let n = libc::SIGRTMIN() + i32::from(off);
+        return if n <= libc::SIGRTMAX() {
+            Ok(n)
+        } else {
+            Err(bad())
+        };
     }
     let n = match name {
         "HUP" => libc::SIGHUP,
@@ -123,12 +124,19 @@ impl Containers {
                 Ok(())
             }
         })?;
-        let _ = tokio::time::timeout(
+        let stopped = tokio::time::timeout(
             Duration::from_secs(30),
             rx.wait_for(|l| !l.status.is_running()),
         )
         .await;
-        Ok(())
+        match stopped {
+            Ok(Ok(_)) => Ok(()),
+            _ if !c.status().is_running() => Ok(()),
+            _ => Err(ApiError::internal(format!(
+                "could not kill container {}: it is still running after 30 seconds",
+                c.id
+            ))),
+        }
     }
 
     /// `POST /containers/{id}/stop`: the stop signal, then SIGKILL after `timeout` seconds
@@ -170,10 +178,27 @@ impl Containers {
         Ok(())
     }
 
-    /// Waits for `cond` and returns the exit code.
-    pub async fn wait(&self, c: &Arc<Container>, cond: WaitCondition) -> i64 {
+    /// Registers a waiter now (what counts as the "next" exit is decided at this call) and
+    /// returns a future for the exit code.
+    pub fn wait(
+        &self,
+        c: &Arc<Container>,
+        cond: WaitCondition,
+    ) -> impl std::future::Future<Output = i64> + Send + 'static {
+        let c = c.clone();
         let mut rx = c.subscribe();
         let start: Life = *rx.borrow();
+        async move { wait_for(&c, &mut rx, start, cond).await }
+    }
+}
+
+async fn wait_for(
+    c: &Container,
+    rx: &mut tokio::sync::watch::Receiver<Life>,
+    start: Life,
+    cond: WaitCondition,
+) -> i64 {
+    {
         let pred = |l: &Life| match cond {
             WaitCondition::NotRunning => !l.status.is_running() || l.removed,
             WaitCondition::NextExit => l.exits > start.exits || l.removed,
@@ -199,5 +224,17 @@ mod tests {
         assert!(parse_signal("SIGBOGUS").is_err());
         assert!(parse_signal("0").is_err());
         assert!(parse_signal("99").is_err());
+        assert_eq!(
+            parse_signal("SIGRTMIN+2").expect("ok"),
+            libc::SIGRTMIN() + 2
+        );
+        assert!(parse_signal("RTMIN+-5").is_err());
+        assert!(parse_signal("RTMIN+2147483647").is_err());
+        assert_eq!(
+            parse_signal("SIGRTMIN+2").expect("ok"),
+            libc::SIGRTMIN() + 2
+        );
+        assert!(parse_signal("RTMIN+-5").is_err());
+        assert!(parse_signal("RTMIN+2147483647").is_err());
     }
 }
