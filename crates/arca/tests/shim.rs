@@ -876,3 +876,524 @@ fn bind_mounts_and_readonly_rootfs() {
     assert_eq!(err.matches("Read-only file system").count(), 2, "{err}");
     assert_eq!(status.exit_code, 1);
 }
+
+// ---- exec ----
+
+fn exec_process(args: &[&str]) -> ProcessConfig {
+    ProcessConfig {
+        args: args.iter().map(|s| (*s).to_owned()).collect(),
+        env: vec!["PATH=/usr/bin:/bin".into()],
+        cwd: String::new(),
+        user: String::new(),
+        tty: false,
+        open_stdin: false,
+        stdin_once: false,
+        console_size: None,
+    }
+}
+
+impl Shim {
+    fn exec(&self, exec_id: &str, process: ProcessConfig, privileged: bool) -> (Reply, UnixStream) {
+        self.request(&Request::Exec {
+            exec_id: exec_id.to_owned(),
+            process,
+            privileged,
+        })
+    }
+
+    /// Runs an exec to completion: its demuxed output and exit code.
+    fn exec_output(&self, exec_id: &str, process: ProcessConfig) -> (String, String, i32) {
+        self.exec_output_with(exec_id, process, false)
+    }
+
+    fn exec_output_with(
+        &self,
+        exec_id: &str,
+        process: ProcessConfig,
+        privileged: bool,
+    ) -> (String, String, i32) {
+        let (reply, stream) = self.exec(exec_id, process, privileged);
+        assert!(matches!(reply, Reply::Ok { pid: Some(_) }), "{reply:?}");
+        let (out, err) = demux(&read_to_end(stream));
+        (out, err, self.exec_wait(exec_id).exit_code)
+    }
+
+    fn exec_wait_conn(&self, exec_id: &str) -> UnixStream {
+        let mut s = UnixStream::connect(&self.cfg.socket).expect("connect");
+        s.set_read_timeout(Some(IO_TIMEOUT)).expect("timeout");
+        let mut line = serde_json::to_vec(&Request::ExecWait {
+            exec_id: exec_id.to_owned(),
+        })
+        .expect("json");
+        line.push(b'\n');
+        s.write_all(&line).expect("send exec wait");
+        s
+    }
+
+    fn exec_wait(&self, exec_id: &str) -> ExitStatus {
+        exited(self.exec_wait_conn(exec_id))
+    }
+
+    /// Kills the container and checks that it and the shim are gone.
+    fn stop(self, wait: UnixStream) {
+        let (reply, _) = self.request(&Request::Kill { signal: 9 });
+        assert!(matches!(reply, Reply::Ok { .. }), "{reply:?}");
+        assert_eq!(exited(wait).exit_code, 137);
+        self.finish();
+    }
+
+    /// The shim's child processes.
+    fn children(&self) -> Vec<i32> {
+        let pid = self.ready.shim_pid;
+        std::fs::read_to_string(format!("/proc/{pid}/task/{pid}/children"))
+            .expect("children")
+            .split_whitespace()
+            .map(|p| p.parse().expect("pid"))
+            .collect()
+    }
+}
+
+/// A started container running `args`, and a connection waiting for its exit.
+fn running(cfg: &ShimConfig) -> (Shim, UnixStream) {
+    let shim = spawn(cfg);
+    assert!(shim.ready.error.is_none(), "{:?}", shim.ready);
+    let wait = shim.wait_conn();
+    shim.start();
+    (shim, wait)
+}
+
+fn error_message(reply: Reply) -> String {
+    match reply {
+        Reply::Error { message } => message,
+        other => panic!("expected an error, got {other:?}"),
+    }
+}
+
+#[test]
+fn exec_output_is_framed_and_kept_out_of_the_log() {
+    let f = Fixture::new();
+    let cfg = f.config(&["sh", "-c", "echo init; exec sleep 60"]);
+    let (shim, wait) = running(&cfg);
+    let (out, err, code) = shim.exec_output(
+        "e1",
+        exec_process(&["sh", "-c", "echo out; echo err >&2; exit 4"]),
+    );
+    assert_eq!((out.as_str(), err.as_str(), code), ("out\n", "err\n", 4));
+    // Kept after the exit, for any number of waiters.
+    assert_eq!(shim.exec_wait("e1").exit_code, 4);
+    let (reply, _) = shim.request(&Request::ExecWait {
+        exec_id: "nope".into(),
+    });
+    assert!(error_message(reply).contains("no such exec"));
+    let (reply, _) = shim.exec("e1", exec_process(&["true"]), false);
+    assert!(error_message(reply).contains("already exists"));
+    // libcontainer's per-exec sockets are gone.
+    let state: Vec<String> = std::fs::read_dir(cfg.state_root.join(&cfg.id))
+        .expect("state dir")
+        .flatten()
+        .map(|e| e.file_name().to_string_lossy().into_owned())
+        .collect();
+    assert!(!state.iter().any(|n| n.starts_with("tenant-")), "{state:?}");
+    shim.stop(wait);
+    let log = std::fs::read_to_string(&cfg.log_path).expect("json log");
+    assert_eq!(log.lines().count(), 1, "{log}");
+    assert!(log.contains("\"log\":\"init\\n\""), "{log}");
+}
+
+#[test]
+fn exec_joins_the_containers_namespaces_cgroup_and_confinement() {
+    let f = Fixture::new();
+    let cfg = f.config(&["sleep", "60"]);
+    let (shim, wait) = running(&cfg);
+    let sh = |script: &str| exec_process(&["sh", "-c", script]);
+
+    let (out, err, code) = shim.exec_output("host", sh("hostname; cat /proc/self/cgroup"));
+    assert_eq!(code, 0, "{err}");
+    let mut lines = out.lines();
+    assert_eq!(lines.next(), Some(cfg.hostname.as_str()));
+    // The container's cgroup namespace: every hierarchy at its root.
+    for l in lines {
+        assert!(l.ends_with(":/"), "not in the container's cgroup: {out}");
+    }
+    let (out, _, _) = shim.exec_output("pid1", exec_process(&["cat", "/proc/1/cmdline"]));
+    assert_eq!(out, "sleep\u{0}60\u{0}");
+    // Not the shim's signal state (SIGCHLD blocked, SIGPIPE ignored).
+    let (out, _, _) = shim.exec_output("sigs", exec_process(&["cat", "/proc/self/status"]));
+    let st = status_fields(&out);
+    assert_eq!(
+        st.get("SigBlk").map(String::as_str),
+        Some("0000000000000000")
+    );
+    assert_eq!(
+        st.get("SigIgn").map(String::as_str),
+        Some("0000000000000000")
+    );
+
+    let (out, err, code) = shim.exec_output("caps", sh(STATUS_FIELDS));
+    assert_eq!(code, 0, "{err}");
+    let st = status_fields(&out);
+    for (k, v) in [
+        ("Seccomp", "2"),
+        ("NoNewPrivs", "0"),
+        ("CapInh", "0000000000000000"),
+        ("CapEff", "00000000a80425fb"),
+        ("CapBnd", "00000000a80425fb"),
+        ("CapAmb", "0000000000000000"),
+    ] {
+        assert_eq!(st.get(k).map(String::as_str), Some(v), "{k}: {out}");
+    }
+    // Seccomp refuses what Docker's profile refuses without CAP_SYS_ADMIN.
+    let (_, err, _) = shim.exec_output("unshare", sh("busybox unshare -U true"));
+    assert!(err.contains("Operation not permitted"), "{err}");
+
+    let (out, err, code) = shim.exec_output_with("priv", sh(STATUS_FIELDS), true);
+    assert_eq!(code, 0, "{err}");
+    let st = status_fields(&out);
+    let own = status_fields(&std::fs::read_to_string("/proc/self/status").expect("status"));
+    assert_eq!(st.get("CapBnd"), own.get("CapBnd"), "{out}");
+    assert_eq!(st.get("CapEff"), own.get("CapBnd"), "{out}");
+    // Still the container's seccomp filter.
+    assert_eq!(st.get("Seccomp").map(String::as_str), Some("2"), "{out}");
+    shim.stop(wait);
+}
+
+#[test]
+fn exec_no_new_privileges_follows_the_container() {
+    let f = Fixture::new();
+    let mut cfg = f.config(&["sleep", "60"]);
+    cfg.security.no_new_privileges = true;
+    let (shim, wait) = running(&cfg);
+    let (out, _, _) = shim.exec_output("nnp", exec_process(&["sh", "-c", STATUS_FIELDS]));
+    let st = status_fields(&out);
+    assert_eq!(st.get("NoNewPrivs").map(String::as_str), Some("1"), "{out}");
+    assert_eq!(st.get("Seccomp").map(String::as_str), Some("2"), "{out}");
+    shim.stop(wait);
+}
+
+#[test]
+fn exec_stdin_is_fed_and_closed_at_half_close() {
+    let f = Fixture::new();
+    let (shim, wait) = running(&f.config(&["sleep", "60"]));
+    let mut p = exec_process(&["cat"]);
+    p.open_stdin = true;
+    let (reply, mut stream) = shim.exec("cat", p, false);
+    assert!(matches!(reply, Reply::Ok { .. }), "{reply:?}");
+    stream.write_all(b"hello\nworld").expect("stdin");
+    stream
+        .shutdown(std::net::Shutdown::Write)
+        .expect("half-close");
+    let (out, _) = demux(&read_to_end(stream));
+    assert_eq!(out, "hello\nworld");
+    assert_eq!(shim.exec_wait("cat").exit_code, 0);
+    shim.stop(wait);
+}
+
+#[test]
+fn exec_with_a_tty_is_raw_sized_and_resizable() {
+    let f = Fixture::new();
+    let (shim, wait) = running(&f.config(&["sleep", "60"]));
+    let mut p = exec_process(&["sh", "-c", "tty; stty size; read x; stty size"]);
+    p.tty = true;
+    p.open_stdin = true;
+    p.console_size = Some([30, 100]);
+    let (reply, mut stream) = shim.exec("tty", p, false);
+    assert!(matches!(reply, Reply::Ok { .. }), "{reply:?}");
+    // Wait for the first size before resizing, so the resize cannot come first.
+    let mut seen = Vec::new();
+    let mut buf = [0u8; 256];
+    while !String::from_utf8_lossy(&seen).contains("30 100\r\n") {
+        let n = stream.read(&mut buf).expect("read tty");
+        assert!(
+            n > 0,
+            "tty closed early: {:?}",
+            String::from_utf8_lossy(&seen)
+        );
+        seen.extend_from_slice(&buf[..n]);
+    }
+    let (reply, _) = shim.request(&Request::ExecResize {
+        exec_id: "tty".into(),
+        rows: 40,
+        cols: 120,
+    });
+    assert!(matches!(reply, Reply::Ok { .. }), "{reply:?}");
+    stream.write_all(b"go\n").expect("input");
+    seen.extend(read_to_end(stream));
+    let out = String::from_utf8_lossy(&seen).into_owned();
+    let lines: Vec<&str> = out.split("\r\n").collect();
+    assert!(lines[0].starts_with("/dev/pts/"), "{out:?}");
+    assert_eq!(lines[1], "30 100", "{out:?}");
+    // The echo of the input, then the new size.
+    assert_eq!(&lines[2..], ["go", "40 120", ""], "{out:?}");
+    assert_eq!(shim.exec_wait("tty").exit_code, 0);
+
+    let (reply, _) = shim.request(&Request::ExecResize {
+        exec_id: "tty".into(),
+        rows: 1,
+        cols: 1,
+    });
+    assert!(error_message(reply).contains("not running"));
+    shim.exec_output("notty", exec_process(&["true"]));
+    let (reply, _) = shim.request(&Request::ExecResize {
+        exec_id: "nope".into(),
+        rows: 1,
+        cols: 1,
+    });
+    assert!(error_message(reply).contains("no such exec"));
+    shim.stop(wait);
+}
+
+#[test]
+fn exec_failures_have_dockers_wording_and_leave_no_process() {
+    let f = Fixture::new();
+    // Passes the lookup, fails in execve (after the fork).
+    std::fs::write(f.path("lower/bin/garbage"), b"\x01\x02\x03 not a program\n").expect("w");
+    std::fs::set_permissions(
+        f.path("lower/bin/garbage"),
+        std::os::unix::fs::PermissionsExt::from_mode(0o755),
+    )
+    .expect("chmod");
+    let cfg = f.config(&["sleep", "60"]);
+
+    let shim = spawn(&cfg);
+    let wait = shim.wait_conn();
+    let (reply, _) = shim.exec("early", exec_process(&["true"]), false);
+    assert_eq!(error_message(reply), "container is not running");
+    shim.start();
+    let init = shim.ready.pid.expect("init pid");
+
+    let cases: [(&str, ProcessConfig, &str); 5] = [
+        (
+            "missing",
+            exec_process(&["no-such-command"]),
+            "exec: \"no-such-command\": executable file not found in $PATH",
+        ),
+        (
+            "notexec",
+            exec_process(&["/etc/notexec"]),
+            "exec: \"/etc/notexec\": permission denied",
+        ),
+        (
+            "user",
+            ProcessConfig {
+                user: "nobody".into(),
+                ..exec_process(&["true"])
+            },
+            "unable to find user nobody: no matching entries in passwd file",
+        ),
+        (
+            "cwd",
+            ProcessConfig {
+                cwd: "/nope".into(),
+                ..exec_process(&["true"])
+            },
+            "chdir to cwd (\"/nope\") set in config.json failed: no such file or directory",
+        ),
+        (
+            "garbage",
+            exec_process(&["garbage"]),
+            "exec: \"/bin/garbage\": exec format error",
+        ),
+    ];
+    for (id, process, want) in cases {
+        let (reply, _) = shim.exec(id, process, false);
+        let message = error_message(reply);
+        assert!(message.contains(want), "{id}: {message}");
+        let (reply, _) = shim.request(&Request::ExecWait { exec_id: id.into() });
+        assert!(error_message(reply).contains("no such exec"), "{id}");
+        // Only the init is left: a process that failed after the fork exits just after
+        // reporting its error, and the shim reaps it.
+        let deadline = Instant::now() + IO_TIMEOUT;
+        while shim.children() != [init] {
+            assert!(Instant::now() < deadline, "{id}: {:?}", shim.children());
+            std::thread::sleep(Duration::from_millis(5));
+        }
+    }
+    // The container is unharmed.
+    let (out, _, code) = shim.exec_output("ok", exec_process(&["echo", "fine"]));
+    assert_eq!((out.as_str(), code), ("fine\n", 0));
+    shim.stop(wait);
+}
+
+#[test]
+fn exec_user_defaults_to_the_containers() {
+    let f = Fixture::new();
+    let mut cfg = f.config(&["sleep", "60"]);
+    cfg.process.user = "65534:65534".into();
+    let (shim, wait) = running(&cfg);
+    let (out, _, _) = shim.exec_output("default", exec_process(&["id"]));
+    assert!(out.starts_with("uid=65534 gid=65534"), "{out}");
+    let root = ProcessConfig {
+        user: "root".into(),
+        ..exec_process(&["id", "-u"])
+    };
+    assert_eq!(shim.exec_output("root", root).0, "0\n");
+    let (out, _, _) = shim.exec_output(
+        "status",
+        ProcessConfig {
+            user: "0".into(),
+            ..exec_process(&["sh", "-c", STATUS_FIELDS])
+        },
+    );
+    assert_eq!(
+        status_fields(&out).get("CapEff").map(String::as_str),
+        Some("00000000a80425fb"),
+        "{out}"
+    );
+    shim.stop(wait);
+
+    let (shim, wait) = running(&f.config(&["sleep", "60"]));
+    let nobody = ProcessConfig {
+        user: "65534:65534".into(),
+        cwd: "/tmp".into(),
+        ..exec_process(&["sh", "-c", "id -u; id -g; pwd; echo $HOME"])
+    };
+    assert_eq!(
+        shim.exec_output("nobody", nobody).0,
+        "65534\n65534\n/tmp\n/\n"
+    );
+    shim.stop(wait);
+}
+
+#[test]
+fn exec_outlives_its_client_and_dies_with_the_container() {
+    let f = Fixture::new();
+    let (shim, wait) = running(&f.config(&["sleep", "60"]));
+    shim.exec_output("mkfifo", exec_process(&["sh", "-c", "mkfifo /tmp/f"]));
+    // Its client goes away; it keeps running until the FIFO gives it a line.
+    let (reply, stream) = shim.exec(
+        "reader",
+        exec_process(&["sh", "-c", "read x < /tmp/f; echo $x; exit 7"]),
+        false,
+    );
+    assert!(matches!(reply, Reply::Ok { .. }), "{reply:?}");
+    drop(stream);
+    shim.exec_output("writer", exec_process(&["sh", "-c", "echo go > /tmp/f"]));
+    assert_eq!(shim.exec_wait("reader").exit_code, 7);
+
+    // A long exec is killed with the container; its waiters and stream are answered.
+    let (reply, stream) = shim.exec("long", exec_process(&["sleep", "60"]), false);
+    let Reply::Ok { pid: Some(pid) } = reply else {
+        panic!("{reply:?}");
+    };
+    assert!(shim.children().contains(&pid));
+    let waiters = [shim.exec_wait_conn("long"), shim.exec_wait_conn("long")];
+    let (reply, _) = shim.request(&Request::Kill { signal: 9 });
+    assert!(matches!(reply, Reply::Ok { .. }), "{reply:?}");
+    assert_eq!(exited(wait).exit_code, 137);
+    for w in waiters {
+        assert_eq!(exited(w).exit_code, 137);
+    }
+    assert!(read_to_end(stream).is_empty());
+    shim.finish();
+}
+
+#[test]
+fn execs_leave_no_descriptors_or_files_behind() {
+    let f = Fixture::new();
+    std::fs::write(f.path("lower/bin/garbage"), b"\x01\x02 not a program\n").expect("w");
+    std::fs::set_permissions(
+        f.path("lower/bin/garbage"),
+        std::os::unix::fs::PermissionsExt::from_mode(0o755),
+    )
+    .expect("chmod");
+    let cfg = f.config(&["sleep", "60"]);
+    let (shim, wait) = running(&cfg);
+    let fds = || {
+        let mut v: Vec<String> = std::fs::read_dir(format!("/proc/{}/fd", shim.ready.shim_pid))
+            .expect("fds")
+            .flatten()
+            .map(|e| {
+                let target = std::fs::read_link(e.path()).unwrap_or_default();
+                format!("{} {}", e.file_name().to_string_lossy(), target.display())
+            })
+            // Client connections come and go with the test's requests.
+            .filter(|l| !l.contains("socket:"))
+            .collect();
+        v.sort();
+        v
+    };
+    let listing = |dir: &Path| -> Vec<String> {
+        let mut v: Vec<String> = std::fs::read_dir(dir)
+            .expect("read_dir")
+            .flatten()
+            .map(|e| e.file_name().to_string_lossy().into_owned())
+            .collect();
+        v.sort();
+        v
+    };
+    let state_dir = cfg.state_root.join(&cfg.id);
+    let (fds_before, state_before, bundle_before) =
+        (fds(), listing(&state_dir), listing(&cfg.bundle));
+    shim.exec_output("pipes", exec_process(&["echo", "x"]));
+    let mut stdin = exec_process(&["cat"]);
+    stdin.open_stdin = true;
+    let (_, s) = shim.exec("stdin", stdin, false);
+    s.shutdown(std::net::Shutdown::Write).expect("half-close");
+    read_to_end(s);
+    assert_eq!(shim.exec_wait("stdin").exit_code, 0);
+    let mut tty = exec_process(&["true"]);
+    tty.tty = true;
+    tty.open_stdin = true;
+    shim.exec_output("tty", tty);
+    let (reply, _) = shim.exec("garbage", exec_process(&["garbage"]), false);
+    assert!(matches!(reply, Reply::Error { .. }), "{reply:?}");
+    let (reply, _) = shim.exec("missing", exec_process(&["missing"]), false);
+    assert!(matches!(reply, Reply::Error { .. }), "{reply:?}");
+    // A request round trip: the shim has closed what it closes after each of them.
+    shim.exec_wait("tty");
+    assert_eq!(fds(), fds_before);
+    assert_eq!(listing(&state_dir), state_before);
+    assert_eq!(listing(&cfg.bundle), bundle_before);
+    shim.stop(wait);
+}
+
+#[test]
+fn exec_output_held_open_by_a_background_process_is_given_up_after_a_while() {
+    let f = Fixture::new();
+    let (shim, wait) = running(&f.config(&["sleep", "60"]));
+    let (out, _, code) =
+        shim.exec_output("bg", exec_process(&["sh", "-c", "sleep 60 & echo started"]));
+    assert_eq!((out.as_str(), code), ("started\n", 0));
+    shim.stop(wait);
+}
+
+/// Prints the median time from an `Exec` request to its `Ok` reply, and to the `Exited`
+/// of `ExecWait`, for `true` (n = 20).
+#[test]
+fn latency_of_exec_for_true() {
+    let f = Fixture::new();
+    let (shim, wait) = running(&f.config(&["sleep", "60"]));
+    let (mut to_ok, mut to_exit) = (Vec::new(), Vec::new());
+    for n in 0..20 {
+        let id = format!("true-{n}");
+        let t0 = Instant::now();
+        let (reply, stream) = shim.exec(&id, exec_process(&["true"]), false);
+        to_ok.push(t0.elapsed());
+        assert!(matches!(reply, Reply::Ok { .. }), "{reply:?}");
+        let status = shim.exec_wait(&id);
+        to_exit.push(t0.elapsed());
+        assert_eq!(status.exit_code, 0);
+        drop(stream);
+    }
+    shim.stop(wait);
+    let median = |mut s: Vec<Duration>| {
+        s.sort();
+        let ms = |d: Duration| d.as_secs_f64() * 1e3;
+        format!(
+            "median {:.2} ms (min {:.2}, max {:.2})",
+            ms(s[s.len() / 2]),
+            ms(s[0]),
+            ms(s[s.len() - 1])
+        )
+    };
+    let build = if cfg!(debug_assertions) {
+        "debug"
+    } else {
+        "release"
+    };
+    eprintln!(
+        "exec `true`, n=20, {build} build: Exec -> Ok {}; Exec -> Exited {}",
+        median(to_ok),
+        median(to_exit)
+    );
+}

@@ -276,7 +276,7 @@ pub fn env_value<'a>(env: &'a [String], key: &str) -> Option<&'a str> {
 }
 
 #[cfg(test)]
-mod tests {
+pub(crate) mod tests {
     use arca_api::shim::{
         MountConfig, PROTOCOL_VERSION, ProcessConfig, ResourcesConfig, RootfsConfig, SecurityConfig,
     };

@@ -51,6 +51,47 @@ pub fn set_sigpipe(ignore: bool) {
     }
 }
 
+/// Gives a process about to `execve` the signal state a program expects, as runc's Go
+/// runtime ends up giving it: every signal at its default action and none blocked. The shim
+/// blocks `SIGCHLD` (for its signalfd), ignores `SIGPIPE`, and may inherit other ignored
+/// signals from whoever started it; a blocked or ignored signal stays so across `execve`.
+pub fn reset_signals_for_exec() {
+    // The kernel's `struct sigaction` (handler, flags, [restorer,] mask) all zero: SIG_DFL.
+    // Through the raw syscall: glibc refuses to touch the signals it reserves (32, 33).
+    let default = [0u64; 4];
+    for sig in 1..=64 {
+        if sig == libc::SIGKILL || sig == libc::SIGSTOP {
+            continue;
+        }
+        // SAFETY: rt_sigaction reads one kernel `struct sigaction` (at most 4 words, all
+        // valid) from `default` and writes nothing (null old action); sigsetsize is the
+        // kernel's 8 bytes. Setting SIG_DFL runs no code in this process.
+        unsafe {
+            libc::syscall(
+                libc::SYS_rt_sigaction,
+                sig,
+                default.as_ptr(),
+                std::ptr::null_mut::<u64>(),
+                8,
+            );
+        }
+    }
+    let _ = nix::sys::signal::sigprocmask(
+        nix::sys::signal::SigmaskHow::SIG_SETMASK,
+        Some(&nix::sys::signal::SigSet::empty()),
+        None,
+    );
+}
+
+/// Puts a descriptor in non-blocking mode.
+pub fn set_nonblocking(fd: &impl AsFd) -> io::Result<()> {
+    use nix::fcntl::{FcntlArg, OFlag, fcntl};
+    let raw = fd.as_fd().as_raw_fd();
+    let flags = OFlag::from_bits_truncate(fcntl(raw, FcntlArg::F_GETFL)?);
+    fcntl(raw, FcntlArg::F_SETFL(flags | OFlag::O_NONBLOCK))?;
+    Ok(())
+}
+
 /// Brings the loopback interface up in the network namespace `netns` (a `/proc/<pid>/ns/net`
 /// file), then returns the calling thread to its own namespace. The shim is single-threaded,
 /// so switching namespaces affects nothing else.

@@ -1,5 +1,5 @@
 //! One connection to the shim's socket: a request line in, a reply line out, then (for
-//! attach) a stream. All I/O is non-blocking; output waits in a bounded buffer.
+//! attach and exec) a stream. All I/O is non-blocking; output waits in a bounded buffer.
 
 use std::io::{self, Read, Write};
 use std::os::unix::net::UnixStream;
@@ -23,6 +23,11 @@ pub enum Role {
     },
     /// Waiting for the container to exit.
     Waiting,
+    /// Streaming an exec's output after `Exec` (and feeding its stdin when `stdin`).
+    /// `exec` indexes the monitor's execs.
+    Exec { exec: usize, stdin: bool },
+    /// Waiting for an exec to exit.
+    ExecWaiting { exec: usize },
     /// Answered; closes once its output is flushed.
     Done,
 }
@@ -67,7 +72,8 @@ impl Client {
         self.wpos < self.wbuf.len()
     }
 
-    fn buffered(&self) -> usize {
+    /// Bytes queued and not yet written.
+    pub fn buffered(&self) -> usize {
         self.wbuf.len() - self.wpos
     }
 

@@ -4,7 +4,7 @@
 
 use std::fs::File;
 use std::io;
-use std::os::fd::{AsRawFd, OwnedFd};
+use std::os::fd::AsRawFd;
 use std::os::unix::net::UnixListener;
 use std::path::{Path, PathBuf};
 
@@ -14,14 +14,13 @@ use libcontainer::container::Container;
 use libcontainer::container::builder::ContainerBuilder;
 use libcontainer::error::LibcontainerError;
 use libcontainer::syscall::syscall::SyscallType;
-use nix::fcntl::OFlag;
 use nix::sys::signal::Signal;
-use nix::sys::socket::{ControlMessageOwned, MsgFlags, recvmsg};
 use nix::sys::wait::{WaitPidFlag, waitpid};
 use nix::unistd::Pid;
 
 use super::diag::{Diag, chain};
 use super::executor::{Confinement, ExecveExecutor, NulError};
+use super::stdio::{self, ContainerIo};
 use crate::bpf::BpfError;
 use crate::rootfs::{self, LookupError, RootfsError};
 use crate::spec::{self, SpecError, SpecInput};
@@ -84,24 +83,13 @@ impl CreateError {
     }
 }
 
-/// The container's end of stdio, as the shim holds it.
-pub enum ContainerIo {
-    Pipes {
-        stdout: File,
-        stderr: File,
-        /// The write end of the container's stdin pipe (`open_stdin`).
-        stdin: Option<File>,
-    },
-    Pty {
-        master: File,
-    },
-}
-
 pub struct Created {
     pub container: Container,
     pub init_pid: Pid,
     pub io: ContainerIo,
     pub cgroup_setup: Option<CgroupSetup>,
+    /// The container's confinement, for its execs.
+    pub confinement: Confinement,
 }
 
 /// What to undo if the shim fails before it hands over to the monitor.
@@ -166,11 +154,6 @@ pub fn reap_zombies() {
     }
 }
 
-fn pipe() -> io::Result<(File, File)> {
-    let (r, w): (OwnedFd, OwnedFd) = nix::unistd::pipe2(OFlag::O_CLOEXEC)?;
-    Ok((File::from(r), File::from(w)))
-}
-
 /// Creates the container described by `cfg`. Everything it sets up is recorded in `undo`
 /// (or torn down here) when it fails.
 pub fn create(cfg: &ShimConfig, diag: &Diag, undo: &mut Undo) -> Result<Created, CreateError> {
@@ -221,7 +204,7 @@ pub fn create(cfg: &ShimConfig, diag: &Diag, undo: &mut Undo) -> Result<Created,
             .map_err(CreateError::Seccomp)?,
         capabilities: spec::capability_mask(&cfg.security.capabilities)?,
     };
-    let executor = ExecveExecutor::new(&exe, &cfg.process.args, &env, confinement)?;
+    let executor = ExecveExecutor::new(&exe, &cfg.process.args, &env, confinement.clone())?;
     let mut process_cfg = cfg.clone();
     process_cfg.process.cwd = cwd;
     let spec = spec::build(SpecInput {
@@ -241,32 +224,16 @@ pub fn create(cfg: &ShimConfig, diag: &Diag, undo: &mut Undo) -> Result<Created,
         source,
     })?;
 
-    let mut builder = ContainerBuilder::new(cfg.id.clone(), SyscallType::default())
+    let builder = ContainerBuilder::new(cfg.id.clone(), SyscallType::default())
         .with_executor(executor)
         .with_root_path(&cfg.state_root)
         .map_err(CreateError::Build)?;
-    let mut console = None;
-    let mut pipes = None;
-    if cfg.process.tty {
-        let path = cfg.bundle.join("console.sock");
-        let listener = bind_listener(&path).map_err(CreateError::Stdio)?;
-        undo.files.push(path.clone());
-        builder = builder.with_console_socket(Some(&path));
-        console = Some(listener);
-    } else {
-        let (out_r, out_w) = pipe().map_err(CreateError::Stdio)?;
-        let (err_r, err_w) = pipe().map_err(CreateError::Stdio)?;
-        builder = builder.with_stdout(out_w).with_stderr(err_w);
-        let stdin_w = if cfg.process.open_stdin {
-            let (r, w) = pipe().map_err(CreateError::Stdio)?;
-            builder = builder.with_stdin(r);
-            Some(w)
-        } else {
-            let null = File::open("/dev/null").map_err(CreateError::Stdio)?;
-            builder = builder.with_stdin(null);
-            None
-        };
-        pipes = Some((out_r, err_r, stdin_w));
+    let console = cfg.bundle.join("console.sock");
+    let (builder, pending) =
+        stdio::setup(builder, cfg.process.tty, cfg.process.open_stdin, &console)
+            .map_err(CreateError::Stdio)?;
+    if let Some(path) = pending.console_path() {
+        undo.files.push(path.to_path_buf());
     }
 
     // libcontainer clones this process: nothing buffered in user space may be duplicated,
@@ -291,20 +258,12 @@ pub fn create(cfg: &ShimConfig, diag: &Diag, undo: &mut Undo) -> Result<Created,
         )));
     };
 
-    let io = match (console, pipes) {
-        (Some(listener), _) => match receive_pty(&listener, cfg) {
-            Ok(master) => ContainerIo::Pty { master },
-            Err(e) => {
-                destroy(container, init_pid, diag);
-                return Err(CreateError::Console(e));
-            }
-        },
-        (None, Some((stdout, stderr, stdin))) => ContainerIo::Pipes {
-            stdout,
-            stderr,
-            stdin,
-        },
-        (None, None) => unreachable!("either a console or pipes were set up"),
+    let io = match pending.finish(cfg.process.console_size) {
+        Ok(io) => io,
+        Err(e) => {
+            destroy(container, init_pid, diag);
+            return Err(CreateError::Console(e));
+        }
     };
 
     if matches!(cfg.network, NetworkConfig::None) {
@@ -320,39 +279,6 @@ pub fn create(cfg: &ShimConfig, diag: &Diag, undo: &mut Undo) -> Result<Created,
         init_pid,
         io,
         cgroup_setup,
+        confinement,
     })
-}
-
-/// Accepts libcontainer's console connection and takes the pty master it sends
-/// (`SCM_RIGHTS`); sets the initial window size.
-fn receive_pty(listener: &UnixListener, cfg: &ShimConfig) -> io::Result<File> {
-    // build() returned, so the init has already connected and sent the master.
-    listener.set_nonblocking(true)?;
-    let (conn, _) = listener.accept()?;
-    let mut name = [0u8; 256];
-    let mut iov = [io::IoSliceMut::new(&mut name)];
-    let mut space = nix::cmsg_space!([std::os::fd::RawFd; 1]);
-    let msg = recvmsg::<()>(
-        conn.as_raw_fd(),
-        &mut iov,
-        Some(&mut space),
-        MsgFlags::MSG_CMSG_CLOEXEC,
-    )?;
-    let mut master = None;
-    for c in msg.cmsgs()? {
-        if let ControlMessageOwned::ScmRights(fds) = c {
-            for fd in fds {
-                let owned = sys::own_received_fd(fd);
-                if master.is_none() {
-                    master = Some(File::from(owned));
-                }
-            }
-        }
-    }
-    let master = master.ok_or_else(|| io::Error::other("no terminal received"))?;
-    let _ = std::fs::remove_file(cfg.bundle.join("console.sock"));
-    if let Some([rows, cols]) = cfg.process.console_size {
-        sys::set_winsize(&master, rows, cols)?;
-    }
-    Ok(master)
 }

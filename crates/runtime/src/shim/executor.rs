@@ -1,8 +1,9 @@
-//! The container's payload exec, driven by libcontainer in the container's init: confine
-//! the init (seccomp filter, then capabilities), and once `start` arrives `execve` the path
-//! the shim resolved inside the rootfs, with the spec's argv and environment in their
-//! original order (libcontainer's default executor re-searches `PATH` and passes the
-//! environment through a `HashMap`).
+//! The container's payload exec, driven by libcontainer in the container's init and in
+//! every exec process (libcontainer's tenant path runs the same hooks): confine the process
+//! (seccomp filter, then capabilities), and once `start` arrives `execve` the path the shim
+//! resolved inside the rootfs, with the spec's argv and environment in their original order
+//! (libcontainer's default executor re-searches `PATH` and passes the environment through a
+//! `HashMap`).
 //!
 //! Seccomp and capabilities are applied here rather than by libcontainer (see
 //! [`crate::spec`]): libcontainer leaves the init with the shim's capabilities, so the
@@ -125,13 +126,18 @@ impl ExecveExecutor {
 
 impl Executor for ExecveExecutor {
     fn exec(&self, _spec: &Spec) -> Result<(), ExecutorError> {
+        // Cloned from the shim, which blocks SIGCHLD and ignores SIGPIPE (and whatever its
+        // spawner ignored): the program must not inherit any of it.
+        sys::reset_signals_for_exec();
         let err = match nix::unistd::execve(&self.path, &self.argv, &self.envp) {
             Ok(never) => match never {},
             Err(e) => e,
         };
+        // runc's wording, which Docker passes on: `exec: "/x": permission denied`.
         Err(ExecutorError::Other(format!(
-            "exec {:?}: {err}",
-            self.path.to_string_lossy()
+            "exec: {:?}: {}",
+            self.path.to_string_lossy(),
+            err.desc().to_lowercase()
         )))
     }
 

@@ -6,13 +6,17 @@
 //! Sequence: read the [`ShimConfig`] from stdin, `setsid`, create the container (overlay
 //! rootfs, OCI bundle, libcontainer `build`), bind the socket, write one [`Ready`] line to
 //! the original stdout, then run the [`monitor::Monitor`] event loop until the container
-//! has exited and been cleaned up.
+//! has exited and been cleaned up. The event loop also creates the container's execs
+//! ([`exec`], with libcontainer's tenant builder), so they too are cloned from this single
+//! thread.
 
 mod client;
 mod create;
 mod diag;
+mod exec;
 mod executor;
 mod monitor;
+mod stdio;
 
 use std::fs::File;
 use std::io::{Read, Write};

@@ -1,9 +1,17 @@
 //! The shim's event loop, from `Ready` until the container's exit is reported.
 //!
-//! One `poll` over the listening socket, the clients, the container's output (pipes or pty
-//! master), its stdin, and a signalfd for `SIGCHLD`. It blocks in `poll` without a
-//! timeout except while draining output after the exit (bounded by [`DRAIN_LIMIT`]) and
-//! while flushing the last replies (bounded by [`FLUSH_LIMIT`]).
+//! One `poll` over the listening socket, the clients, the output (pipes or pty master) and
+//! stdin of the container's init and of every exec, and a signalfd for `SIGCHLD`. It blocks
+//! in `poll` without a timeout except while draining output after an exit (bounded by
+//! [`DRAIN_LIMIT`]) and while flushing the last replies (bounded by [`FLUSH_LIMIT`]).
+//!
+//! Execs ([`super::exec`]): an exec's output goes only to the connection that created it (never to
+//! the log), with backpressure: the shim stops reading the exec's output while that client
+//! has [`EXEC_OUTPUT_HIGH_WATER`] bytes waiting (a client that disconnected just has the
+//! output thrown away; the exec keeps running). When the exec has exited and its output
+//! reached its end (or [`DRAIN_LIMIT`] passed without the client holding it back), the shim
+//! records its status, answers its `ExecWait`s and closes its stream. Execs die with the
+//! init (the kernel kills the PID namespace); their statuses are kept until the shim exits.
 //!
 //! On exit: drain output to EOF, flush the log, read the OOM counter, write the exit file,
 //! detach the rootfs mount (`MNT_DETACH`, cheap), then answer `Wait` and close attach
@@ -16,14 +24,14 @@
 //! [`rootfs::detach`]).
 
 use std::fs::File;
-use std::io::{self, Read, Write};
+use std::io;
 use std::os::fd::AsFd;
 use std::os::unix::fs::OpenOptionsExt;
 use std::os::unix::net::UnixListener;
 use std::path::Path;
 use std::time::{Duration, Instant, SystemTime};
 
-use arca_api::shim::{ExitStatus, PROTOCOL_VERSION, Reply, Request, ShimConfig};
+use arca_api::shim::{ExitStatus, PROTOCOL_VERSION, Reply, ShimConfig};
 use arca_api::stdcopy::{self, StreamKind};
 use libcgroups::common::{CgroupSetup, DEFAULT_CGROUP_ROOT};
 use libcontainer::container::Container;
@@ -34,9 +42,15 @@ use nix::sys::signalfd::{SfdFlags, SignalFd};
 use nix::sys::wait::{WaitPidFlag, WaitStatus, waitpid};
 use nix::unistd::Pid;
 
+mod execs;
+mod requests;
+
 use super::client::{Client, Input, Role};
-use super::create::{ContainerIo, Created};
+use super::create::Created;
 use super::diag::{Diag, chain};
+use super::exec::Exec;
+use super::executor::Confinement;
+use super::stdio::{Output, ProcessIo};
 use crate::logfile::JsonLog;
 use crate::timefmt::rfc3339_nano;
 use crate::{resources, rootfs, sys};
@@ -46,15 +60,23 @@ use crate::{resources, rootfs, sys};
 const DRAIN_LIMIT: Duration = Duration::from_secs(2);
 /// How long slow clients get to take their last bytes before the shim exits.
 const FLUSH_LIMIT: Duration = Duration::from_secs(5);
-/// Stop reading client input while this much waits for the container's stdin.
-const STDIN_HIGH_WATER: usize = 1 << 20;
+/// Stop reading an exec's output while its client has this much waiting.
+const EXEC_OUTPUT_HIGH_WATER: usize = 1 << 20;
+
+/// Whose stdio.
+#[derive(Clone, Copy, PartialEq, Eq)]
+enum Target {
+    Init,
+    /// Index into [`Monitor::execs`].
+    Exec(usize),
+}
 
 #[derive(Clone, Copy)]
 enum Token {
     Listener,
     Signal,
-    Output(usize),
-    Stdin,
+    Output(Target, usize),
+    Stdin(Target),
     Client(usize),
 }
 
@@ -66,14 +88,13 @@ pub struct Monitor {
     cgroup_setup: Option<CgroupSetup>,
     listener: Option<UnixListener>,
     sigfd: SignalFd,
-    tty: bool,
-    /// `[stdout, stderr]` read ends; with a TTY, `[master, None]`.
-    outputs: [Option<File>; 2],
-    stdin: Option<File>,
-    stdin_buf: Vec<u8>,
-    close_stdin_when_drained: bool,
-    /// The pty master, for resizes.
-    pty: Option<File>,
+    /// The init's stdio.
+    io: ProcessIo,
+    /// For execs.
+    confinement: Confinement,
+    /// Every exec since the container started, in creation order (never removed: their
+    /// statuses are kept until the container exits).
+    execs: Vec<Exec>,
     clients: Vec<Client>,
     log: Option<JsonLog<File>>,
     started: bool,
@@ -97,8 +118,8 @@ pub enum MonitorError {
         #[source]
         source: io::Error,
     },
-    #[error("failed to duplicate the terminal")]
-    Pty(#[source] io::Error),
+    #[error("failed to set up the container's stdio")]
+    Stdio(#[source] io::Error),
 }
 
 /// The monitor could not be set up; the created container is handed back for teardown.
@@ -120,6 +141,7 @@ impl Monitor {
             init_pid,
             io,
             cgroup_setup,
+            confinement,
         } = created;
         let setup = || -> Result<_, MonitorError> {
             // Blocked only now: the container's processes were cloned with the default mask.
@@ -138,9 +160,10 @@ impl Monitor {
                     path: cfg.log_path.display().to_string(),
                     source,
                 })?;
-            Ok((sigfd, log))
+            let io = ProcessIo::new(io, cfg.process.open_stdin).map_err(MonitorError::Stdio)?;
+            Ok((sigfd, log, io))
         };
-        let (sigfd, log) = match setup() {
+        let (sigfd, log, io) = match setup() {
             Ok(v) => v,
             Err(error) => {
                 return Err(Box::new(SetupFailure {
@@ -150,31 +173,6 @@ impl Monitor {
                 }));
             }
         };
-        let (tty, outputs, stdin, pty) = match io {
-            ContainerIo::Pipes {
-                stdout,
-                stderr,
-                stdin,
-            } => (false, [Some(stdout), Some(stderr)], stdin, None),
-            ContainerIo::Pty { master } => {
-                let dup = |f: &File| f.try_clone().map_err(MonitorError::Pty);
-                let (input, resize) = match (dup(&master), dup(&master)) {
-                    (Ok(a), Ok(b)) => (a, b),
-                    (Err(error), _) | (_, Err(error)) => {
-                        return Err(Box::new(SetupFailure {
-                            error,
-                            container,
-                            init_pid,
-                        }));
-                    }
-                };
-                let input = cfg.process.open_stdin.then_some(input);
-                (true, [Some(master), None], input, Some(resize))
-            }
-        };
-        for f in outputs.iter().flatten().chain(stdin.as_ref()) {
-            set_nonblocking(f);
-        }
         let _ = listener.set_nonblocking(true);
         Ok(Self {
             cfg,
@@ -184,12 +182,9 @@ impl Monitor {
             cgroup_setup,
             listener: Some(listener),
             sigfd,
-            tty,
-            outputs,
-            stdin,
-            stdin_buf: Vec::new(),
-            close_stdin_when_drained: false,
-            pty,
+            io,
+            confinement,
+            execs: Vec::new(),
             clients: Vec::new(),
             log: Some(JsonLog::new(log)),
             started: false,
@@ -207,10 +202,12 @@ impl Monitor {
         // An exit may have happened before SIGCHLD was routed to the signalfd.
         self.reap();
         loop {
+            self.settle_execs();
             self.clients.retain(|c| !c.finished());
             if self.status.is_none()
                 && self.reaped.is_some()
-                && (self.outputs.iter().all(Option::is_none) || self.past_deadline())
+                && ((self.io.drained() && !self.execs.iter().any(Exec::active))
+                    || self.past_deadline())
             {
                 self.finish();
                 self.clients.retain(|c| !c.finished());
@@ -237,14 +234,25 @@ impl Monitor {
         self.deadline.is_some_and(|d| Instant::now() >= d)
     }
 
+    /// The earliest time the loop must wake up without an event.
+    fn next_deadline(&self) -> Option<Instant> {
+        self.execs
+            .iter()
+            .filter(|e| e.active())
+            .filter_map(|e| e.deadline)
+            .chain(self.deadline)
+            .min()
+    }
+
     fn poll_once(&mut self) -> nix::Result<()> {
-        let timeout = match self.deadline {
+        let timeout = match self.next_deadline() {
             None => PollTimeout::NONE,
             Some(d) => {
                 let ms = d.saturating_duration_since(Instant::now()).as_millis() + 1;
                 PollTimeout::try_from(ms.min(60_000) as i32).unwrap_or(PollTimeout::MAX)
             }
         };
+        let held_back = self.exec_backpressure();
         let ready: Vec<(Token, PollFlags)> = {
             let mut tokens = Vec::with_capacity(self.clients.len() + 5);
             let mut fds: Vec<PollFd<'_>> = Vec::with_capacity(self.clients.len() + 5);
@@ -257,24 +265,34 @@ impl Monitor {
             if let Some(l) = &self.listener {
                 add!(Token::Listener, l.as_fd(), PollFlags::POLLIN);
             }
-            if self.reaped.is_none() {
+            let running_exec = self.execs.iter().any(|e| e.active() && e.exited.is_none());
+            if self.reaped.is_none() || running_exec {
                 add!(Token::Signal, self.sigfd.as_fd(), PollFlags::POLLIN);
             }
-            for (i, o) in self.outputs.iter().enumerate() {
-                if let Some(f) = o {
-                    add!(Token::Output(i), f.as_fd(), PollFlags::POLLIN);
+            for (i, fd) in self.io.outputs() {
+                add!(Token::Output(Target::Init, i), fd, PollFlags::POLLIN);
+            }
+            if let Some(fd) = self.io.stdin_pending() {
+                add!(Token::Stdin(Target::Init), fd, PollFlags::POLLOUT);
+            }
+            for (k, e) in self.execs.iter().enumerate() {
+                if !e.active() {
+                    continue;
+                }
+                let target = Target::Exec(k);
+                if !held_back[k] {
+                    for (i, fd) in e.io.outputs() {
+                        add!(Token::Output(target, i), fd, PollFlags::POLLIN);
+                    }
+                }
+                if let Some(fd) = e.io.stdin_pending() {
+                    add!(Token::Stdin(target), fd, PollFlags::POLLOUT);
                 }
             }
-            if let Some(s) = &self.stdin
-                && !self.stdin_buf.is_empty()
-            {
-                add!(Token::Stdin, s.as_fd(), PollFlags::POLLOUT);
-            }
-            let stdin_full = self.stdin_buf.len() >= STDIN_HIGH_WATER;
             for (i, c) in self.clients.iter().enumerate() {
                 let mut ev = PollFlags::empty();
-                let feeds_stdin = matches!(c.role, Role::Attached { stdin: true, .. });
-                if !(c.read_closed || feeds_stdin && stdin_full) {
+                let stdin_full = feeds(c.role).is_some_and(|t| self.io_of(t).stdin_full());
+                if !(c.read_closed || stdin_full) {
                     ev |= PollFlags::POLLIN;
                 }
                 if c.has_output() {
@@ -295,13 +313,27 @@ impl Monitor {
         for (token, revents) in ready {
             match token {
                 Token::Signal => self.reap(),
-                Token::Output(i) => self.read_output(i),
-                Token::Stdin => self.write_stdin(),
+                Token::Output(t, i) => self.read_output(t, i),
+                Token::Stdin(t) => self.io_mut(t).write_stdin(),
                 Token::Listener => self.accept(),
                 Token::Client(i) => self.client_event(i, revents),
             }
         }
         Ok(())
+    }
+
+    fn io_of(&self, target: Target) -> &ProcessIo {
+        match target {
+            Target::Init => &self.io,
+            Target::Exec(k) => &self.execs[k].io,
+        }
+    }
+
+    fn io_mut(&mut self, target: Target) -> &mut ProcessIo {
+        match target {
+            Target::Init => &mut self.io,
+            Target::Exec(k) => &mut self.execs[k].io,
+        }
     }
 
     fn accept(&mut self) {
@@ -324,63 +356,52 @@ impl Monitor {
         }
     }
 
-    /// Drains the signalfd and reaps every exited child; records the init's exit.
+    /// Drains the signalfd and reaps every exited child; records the exits of the init and
+    /// of execs (anything else is libcontainer's: intermediate processes, failed execs).
     fn reap(&mut self) {
         while let Ok(Some(_)) = self.sigfd.read_signal() {}
         loop {
             let (pid, code) = match waitpid(Pid::from_raw(-1), Some(WaitPidFlag::WNOHANG)) {
-                Ok(WaitStatus::Exited(pid, code)) => (pid, code),
-                Ok(WaitStatus::Signaled(pid, sig, _)) => (pid, 128 + sig as i32),
                 Ok(WaitStatus::StillAlive) | Err(_) => break,
-                Ok(_) => continue,
+                Ok(s) => match docker_exit_code(Some(s)) {
+                    Some(v) => v,
+                    None => continue,
+                },
             };
+            let now = SystemTime::now();
             if pid == self.init_pid && self.reaped.is_none() {
-                self.reaped = Some((code, SystemTime::now()));
+                self.reaped = Some((code, now));
                 self.deadline = Some(Instant::now() + DRAIN_LIMIT);
+            } else if let Some(e) = self
+                .execs
+                .iter_mut()
+                .find(|e| e.pid == pid && e.exited.is_none())
+            {
+                e.exited = Some((code, now));
+                e.deadline = Some(Instant::now() + DRAIN_LIMIT);
             }
         }
     }
 
-    fn read_output(&mut self, i: usize) {
-        let Some(f) = self.outputs[i].as_mut() else {
-            return;
-        };
+    fn read_output(&mut self, target: Target, i: usize) {
         let mut buf = std::mem::take(&mut self.read_buf);
-        let n = match f.read(&mut buf) {
-            // EIO: the pty's last slave descriptor closed.
-            Ok(0) => 0,
-            Err(e) if e.raw_os_error() == Some(libc::EIO) => 0,
-            Ok(n) => n,
-            Err(e)
-                if matches!(
-                    e.kind(),
-                    io::ErrorKind::WouldBlock | io::ErrorKind::Interrupted
-                ) =>
-            {
-                return;
-            }
-            Err(e) => {
-                self.diag
-                    .warn(format_args!("reading container output failed: {e}"));
-                0
-            }
-        };
-        if n == 0 {
-            self.outputs[i] = None;
-        } else {
-            self.distribute(i, &buf[..n]);
+        match self.io_mut(target).read(i, &mut buf) {
+            Output::Data(n) => self.distribute(target, i, &buf[..n]),
+            Output::Nothing | Output::Closed(None) => {}
+            Output::Closed(Some(e)) => self
+                .diag
+                .warn(format_args!("reading process output failed: {e}")),
         }
         self.read_buf = buf;
     }
 
-    /// Logs a chunk of output and queues it to every client attached to its stream.
-    fn distribute(&mut self, i: usize, data: &[u8]) {
-        let kind = if i == 0 || self.tty {
-            StreamKind::Stdout
-        } else {
-            StreamKind::Stderr
-        };
-        if let Some(log) = self.log.as_mut()
+    /// Logs a chunk of the init's output; queues output to every client attached to its
+    /// stream.
+    fn distribute(&mut self, target: Target, i: usize, data: &[u8]) {
+        let io = self.io_of(target);
+        let (kind, tty) = (io.kind(i), io.tty());
+        if target == Target::Init
+            && let Some(log) = self.log.as_mut()
             && let Err(e) = log.write(kind, data, &rfc3339_nano(SystemTime::now()))
         {
             self.diag
@@ -388,17 +409,18 @@ impl Monitor {
         }
         let mut framed = Vec::new();
         for c in &mut self.clients {
-            let Role::Attached { stdout, stderr, .. } = c.role else {
-                continue;
-            };
-            let wanted = match kind {
-                StreamKind::Stdout => stdout,
-                _ => stderr,
+            let wanted = match (target, c.role) {
+                (Target::Init, Role::Attached { stdout, stderr, .. }) => match kind {
+                    StreamKind::Stdout => stdout,
+                    _ => stderr,
+                },
+                (Target::Exec(k), Role::Exec { exec, .. }) => exec == k,
+                _ => false,
             };
             if !wanted {
                 continue;
             }
-            if self.tty {
+            if tty {
                 c.queue(data);
             } else {
                 if framed.is_empty() {
@@ -411,36 +433,6 @@ impl Monitor {
                     .warn("dropping an attached client that stopped reading");
             }
             c.flush();
-        }
-    }
-
-    fn feed_stdin(&mut self, data: &[u8]) {
-        if self.stdin.is_some() && !self.close_stdin_when_drained {
-            self.stdin_buf.extend_from_slice(data);
-            self.write_stdin();
-        }
-    }
-
-    fn write_stdin(&mut self) {
-        if let Some(s) = self.stdin.as_mut() {
-            let mut written = 0;
-            while written < self.stdin_buf.len() {
-                match s.write(&self.stdin_buf[written..]) {
-                    Ok(n) => written += n,
-                    Err(e) if e.kind() == io::ErrorKind::WouldBlock => break,
-                    Err(e) if e.kind() == io::ErrorKind::Interrupted => {}
-                    Err(_) => {
-                        // The container closed its stdin: input has nowhere to go.
-                        self.stdin = None;
-                        self.stdin_buf.clear();
-                        return;
-                    }
-                }
-            }
-            self.stdin_buf.drain(..written);
-        }
-        if self.close_stdin_when_drained && self.stdin_buf.is_empty() {
-            self.stdin = None;
         }
     }
 
@@ -471,116 +463,20 @@ impl Monitor {
     }
 
     fn client_data(&mut self, i: usize, data: &[u8]) {
-        if let Role::Attached { stdin: true, .. } = self.clients[i].role {
-            self.feed_stdin(data);
+        if let Some(t) = feeds(self.clients[i].role) {
+            self.io_mut(t).feed_stdin(data);
         }
     }
 
     fn client_eof(&mut self, i: usize) {
-        let c = &mut self.clients[i];
-        match c.role {
+        match self.clients[i].role {
             Role::Attached { stdin: true, .. } if self.cfg.process.stdin_once => {
-                self.close_stdin_when_drained = true;
-                self.write_stdin();
+                self.io.close_stdin();
             }
-            Role::Pending => c.dead = true,
+            // An exec's stdin ends with its client's (`docker exec -i`).
+            Role::Exec { exec, stdin: true } => self.execs[exec].io.close_stdin(),
+            Role::Pending => self.clients[i].dead = true,
             _ => {}
-        }
-    }
-
-    fn handle_request(&mut self, i: usize, req: Result<Request, String>) {
-        let pid = Some(self.init_pid.as_raw());
-        let exited = self.reaped.is_some();
-        let reply = match req {
-            Err(message) => Reply::Error { message },
-            Ok(Request::Start) => self.start(),
-            Ok(Request::Attach {
-                stdin,
-                stdout,
-                stderr,
-            }) => {
-                let c = &mut self.clients[i];
-                c.queue_reply(&Reply::Ok { pid });
-                c.role = if self.status.is_some() {
-                    Role::Done
-                } else {
-                    Role::Attached {
-                        stdin,
-                        stdout,
-                        stderr,
-                    }
-                };
-                c.flush();
-                return;
-            }
-            Ok(Request::Kill { .. }) if exited => Reply::Error {
-                message: "container is not running".into(),
-            },
-            Ok(Request::Kill { signal }) if !(1..=64).contains(&signal) => Reply::Error {
-                message: format!("invalid signal {signal}"),
-            },
-            Ok(Request::Kill { signal }) => match sys::kill(self.init_pid.as_raw(), signal) {
-                Ok(()) => Reply::Ok { pid },
-                Err(e) => Reply::Error {
-                    message: format!("failed to signal the container: {e}"),
-                },
-            },
-            Ok(Request::Wait) => match &self.status {
-                Some(s) => Reply::Exited(s.clone()),
-                None => {
-                    self.clients[i].role = Role::Waiting;
-                    return;
-                }
-            },
-            Ok(Request::Resize { rows, cols }) => match (&self.pty, exited) {
-                (_, true) => Reply::Error {
-                    message: "container is not running".into(),
-                },
-                (None, false) => Reply::Error {
-                    message: "the container has no tty".into(),
-                },
-                (Some(m), false) => match sys::set_winsize(m, rows, cols) {
-                    Ok(()) => Reply::Ok { pid: None },
-                    Err(e) => Reply::Error {
-                        message: format!("failed to resize the tty: {e}"),
-                    },
-                },
-            },
-        };
-        let c = &mut self.clients[i];
-        c.queue_reply(&reply);
-        c.role = Role::Done;
-        c.flush();
-    }
-
-    fn start(&mut self) -> Reply {
-        if self.reaped.is_some() {
-            return Reply::Error {
-                message: "container is not running".into(),
-            };
-        }
-        if self.started {
-            return Reply::Error {
-                message: "container already started".into(),
-            };
-        }
-        let Some(container) = self.container.as_mut() else {
-            return Reply::Error {
-                message: "container is not running".into(),
-            };
-        };
-        match container.start() {
-            Ok(()) => {
-                self.started = true;
-                Reply::Ok {
-                    pid: Some(self.init_pid.as_raw()),
-                }
-            }
-            Err(e) => {
-                let message = format!("failed to start the container: {}", chain(&e));
-                self.diag.error(&message);
-                Reply::Error { message }
-            }
         }
     }
 
@@ -590,9 +486,8 @@ impl Monitor {
         let (exit_code, at) = self
             .reaped
             .unwrap_or((128 + libc::SIGKILL, SystemTime::now()));
-        self.outputs = [None, None];
-        self.stdin = None;
-        self.pty = None;
+        self.io.close();
+        self.finish_all_execs();
         if let Some(mut log) = self.log.take()
             && let Err(e) = log.flush_partial(&rfc3339_nano(SystemTime::now()))
         {
@@ -629,7 +524,7 @@ impl Monitor {
                     c.role = Role::Done;
                 }
                 Role::Attached { .. } => c.role = Role::Done,
-                Role::Pending | Role::Done => {}
+                Role::Pending | Role::Done | Role::Exec { .. } | Role::ExecWaiting { .. } => {}
             }
             c.flush();
         }
@@ -654,12 +549,21 @@ impl Monitor {
     }
 }
 
-fn set_nonblocking(f: &File) {
-    use nix::fcntl::{FcntlArg, OFlag, fcntl};
-    use std::os::fd::AsRawFd;
-    if let Ok(flags) = fcntl(f.as_raw_fd(), FcntlArg::F_GETFL) {
-        let flags = OFlag::from_bits_truncate(flags) | OFlag::O_NONBLOCK;
-        let _ = fcntl(f.as_raw_fd(), FcntlArg::F_SETFL(flags));
+/// The client's role feeds this process's stdin.
+fn feeds(role: Role) -> Option<Target> {
+    match role {
+        Role::Attached { stdin: true, .. } => Some(Target::Init),
+        Role::Exec { exec, stdin: true } => Some(Target::Exec(exec)),
+        _ => None,
+    }
+}
+
+/// Docker's exit code (the status, or 128 + signal) of an exited or killed child.
+fn docker_exit_code(status: Option<WaitStatus>) -> Option<(Pid, i32)> {
+    match status? {
+        WaitStatus::Exited(pid, code) => Some((pid, code)),
+        WaitStatus::Signaled(pid, sig, _) => Some((pid, 128 + sig as i32)),
+        _ => None,
     }
 }
 
