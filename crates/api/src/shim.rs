@@ -57,6 +57,9 @@ pub struct ShimConfig {
     /// Docker json-file log the shim appends to: one JSON object per line,
     /// `{"log":"…\n","stream":"stdout","time":"<RFC 3339 nanos>"}`.
     pub log_path: PathBuf,
+    /// Rotation of [`ShimConfig::log_path`]; absent in older configs → the defaults.
+    #[serde(default)]
+    pub log: LogConfig,
     /// File the shim's own diagnostics go to.
     pub shim_log: PathBuf,
     pub rootfs: RootfsConfig,
@@ -69,6 +72,35 @@ pub struct ShimConfig {
     pub cgroup_path: String,
     pub network: NetworkConfig,
     pub security: SecurityConfig,
+}
+
+/// Rotation of the json-file log, like Docker's `--log-opt max-size=10m --log-opt max-file=3`
+/// but on by default (Docker's json-file grows without bound unless asked).
+///
+/// When a line would make `<log>` exceed `max_size`, the shim renames `<log>.N` to
+/// `<log>.N+1` (dropping `<log>.<max_files-1>`), `<log>` to `<log>.1`, and opens a fresh
+/// `<log>`. A line is never split across files, so a single line longer than `max_size`
+/// still lands whole in a file of its own.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+pub struct LogConfig {
+    /// Rotate before a file exceeds this many bytes; 0 = unlimited (never rotate).
+    pub max_size: u64,
+    /// Files kept, counting `<log>` itself; at least 1 (1 = drop the old file on rotation).
+    pub max_files: u32,
+}
+
+impl LogConfig {
+    pub const DEFAULT_MAX_SIZE: u64 = 10 << 20;
+    pub const DEFAULT_MAX_FILES: u32 = 3;
+}
+
+impl Default for LogConfig {
+    fn default() -> Self {
+        Self {
+            max_size: Self::DEFAULT_MAX_SIZE,
+            max_files: Self::DEFAULT_MAX_FILES,
+        }
+    }
 }
 
 /// An overlay root filesystem.

@@ -103,6 +103,7 @@ impl Fixture {
             socket: self.path("run/shim.sock"),
             exit_file: self.path("run/exit.json"),
             log_path: self.path("run/json.log"),
+            log: Default::default(),
             shim_log: self.path("run/shim.log"),
             rootfs: RootfsConfig {
                 lower: vec![self.path("lower")],

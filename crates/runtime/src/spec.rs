@@ -292,6 +292,7 @@ pub(crate) mod tests {
             socket: "/run/b/sock".into(),
             exit_file: "/run/b/exit".into(),
             log_path: "/run/b/log".into(),
+            log: Default::default(),
             shim_log: "/run/b/shim.log".into(),
             rootfs: RootfsConfig {
                 lower: vec!["/l".into()],

@@ -203,6 +203,7 @@ fn validate_host_config(h: &HostConfig) -> ApiResult<()> {
     for opt in h.security_opt.iter().flatten() {
         super::start::parse_security_opt(opt)?;
     }
+    super::log_config::parse(h.log_config.as_ref())?;
     Ok(())
 }
 

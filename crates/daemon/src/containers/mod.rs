@@ -8,6 +8,7 @@
 pub mod attach;
 pub mod create;
 pub mod exec;
+pub mod log_config;
 pub mod logs;
 pub mod record;
 pub mod recover;

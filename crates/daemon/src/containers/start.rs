@@ -218,6 +218,7 @@ impl Containers {
             socket: p.shim_socket(id),
             exit_file: p.exit_file(id),
             log_path: p.log_file(id),
+            log: super::log_config::parse(h.log_config.as_ref())?,
             shim_log: p.run_dir(id).join("shim.log"),
             rootfs: RootfsConfig {
                 lower,

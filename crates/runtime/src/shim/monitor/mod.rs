@@ -26,7 +26,6 @@
 use std::fs::File;
 use std::io;
 use std::os::fd::AsFd;
-use std::os::unix::fs::OpenOptionsExt;
 use std::os::unix::net::UnixListener;
 use std::path::Path;
 use std::time::{Duration, Instant, SystemTime};
@@ -51,7 +50,7 @@ use super::diag::{Diag, chain};
 use super::exec::Exec;
 use super::executor::Confinement;
 use super::stdio::{Output, ProcessIo};
-use crate::logfile::JsonLog;
+use crate::logfile::{JsonLog, RotatingFile};
 use crate::timefmt::rfc3339_nano;
 use crate::{resources, rootfs, sys};
 
@@ -96,7 +95,7 @@ pub struct Monitor {
     /// statuses are kept until the container exits).
     execs: Vec<Exec>,
     clients: Vec<Client>,
-    log: Option<JsonLog<File>>,
+    log: Option<JsonLog<RotatingFile>>,
     started: bool,
     /// Exit code and time, once the init has been reaped.
     reaped: Option<(i32, SystemTime)>,
@@ -150,13 +149,8 @@ impl Monitor {
             sigprocmask(SigmaskHow::SIG_BLOCK, Some(&mask), None).map_err(MonitorError::Signal)?;
             let sigfd = SignalFd::with_flags(&mask, SfdFlags::SFD_NONBLOCK | SfdFlags::SFD_CLOEXEC)
                 .map_err(MonitorError::Signal)?;
-            let log = std::fs::OpenOptions::new()
-                .append(true)
-                .create(true)
-                .mode(0o640)
-                .custom_flags(libc::O_CLOEXEC)
-                .open(&cfg.log_path)
-                .map_err(|source| MonitorError::Log {
+            let log =
+                RotatingFile::open(&cfg.log_path, cfg.log).map_err(|source| MonitorError::Log {
                     path: cfg.log_path.display().to_string(),
                     source,
                 })?;

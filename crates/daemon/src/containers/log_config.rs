@@ -1,0 +1,182 @@
+//! `HostConfig.LogConfig` → the shim's log rotation ([`LogConfig`]).
+//!
+//! Only Docker's `json-file` driver exists (`Type` `""` or `"json-file"`). Its `max-size`
+//! takes Docker's size strings (`500k`, `10m`, `1.5g`, plain bytes; binary units, as
+//! go-units' `RAMInBytes`), `max-file` an integer >= 1. Missing options take the defaults
+//! of [`LogConfig`] (rotation is on unless `max-size=0`). Other json-file options Docker
+//! accepts (`compress`, `labels`, `env`, `env-regex`, `tag`) are accepted and ignored;
+//! anything else is rejected, as Docker does.
+
+use arca_api::docker::HostConfigLogConfig;
+use arca_api::shim::LogConfig;
+
+use crate::error::{ApiError, ApiResult};
+
+const IGNORED_OPTS: &[&str] = &["compress", "labels", "env", "env-regex", "tag"];
+
+/// Validates and converts; errors are `InvalidArgument` (400).
+pub fn parse(lc: Option<&HostConfigLogConfig>) -> ApiResult<LogConfig> {
+    let mut cfg = LogConfig::default();
+    let Some(lc) = lc else {
+        return Ok(cfg);
+    };
+    let typ = lc.typ.as_deref().unwrap_or("");
+    if !matches!(typ, "" | "json-file") {
+        return Err(ApiError::invalid(format!(
+            "logging driver {typ:?} is not supported (only json-file)"
+        )));
+    }
+    for (k, v) in lc.config.iter().flatten() {
+        match k.as_str() {
+            "max-size" => {
+                cfg.max_size = parse_size(v)
+                    .ok_or_else(|| ApiError::invalid(format!("invalid max-size: {v:?}")))?;
+            }
+            "max-file" => {
+                cfg.max_files = v
+                    .trim()
+                    .parse::<u32>()
+                    .ok()
+                    .filter(|&n| n >= 1)
+                    .ok_or_else(|| {
+                        ApiError::invalid(format!("invalid max-file: {v:?} (must be >= 1)"))
+                    })?;
+            }
+            k if IGNORED_OPTS.contains(&k) => {}
+            k => {
+                return Err(ApiError::invalid(format!(
+                    "unknown log opt '{k}' for json-file log driver"
+                )));
+            }
+        }
+    }
+    Ok(cfg)
+}
+
+/// Docker's size strings: `<number>[ ]?[kmgtp]?[i]?[b]?`, case-insensitive, binary units;
+/// the number may have a fraction (`1.5g`). `None` if malformed or too large.
+pub fn parse_size(s: &str) -> Option<u64> {
+    let s = s.trim();
+    let num_end = s
+        .find(|c: char| !(c.is_ascii_digit() || c == '.'))
+        .unwrap_or(s.len());
+    let (num, unit) = s.split_at(num_end);
+    if num.is_empty() || !num.starts_with(|c: char| c.is_ascii_digit()) || num.ends_with('.') {
+        return None;
+    }
+    let mut unit = unit.strip_prefix(' ').unwrap_or(unit).to_ascii_lowercase();
+    if unit.ends_with('b') {
+        unit.pop();
+    }
+    if unit.len() == 2 && unit.ends_with('i') {
+        unit.pop();
+    }
+    let shift = match unit.as_str() {
+        "" => 0,
+        "k" => 10,
+        "m" => 20,
+        "g" => 30,
+        "t" => 40,
+        "p" => 50,
+        _ => return None,
+    };
+    if !num.contains('.') {
+        return num.parse::<u64>().ok()?.checked_mul(1u64 << shift);
+    }
+    let v: f64 = num.parse().ok()?;
+    let bytes = v * (1u64 << shift) as f64;
+    // Beyond u64 (2^64) the cast would saturate silently.
+    (bytes < 18_446_744_073_709_551_615.0).then_some(bytes as u64)
+}
+
+#[cfg(test)]
+mod tests {
+    use std::collections::HashMap;
+
+    use super::*;
+
+    fn lc(typ: &str, opts: &[(&str, &str)]) -> HostConfigLogConfig {
+        HostConfigLogConfig {
+            typ: Some(typ.into()),
+            config: Some(
+                opts.iter()
+                    .map(|(k, v)| ((*k).to_owned(), (*v).to_owned()))
+                    .collect::<HashMap<_, _>>(),
+            ),
+        }
+    }
+
+    #[test]
+    fn size_strings_use_binary_units() {
+        assert_eq!(parse_size("0"), Some(0));
+        assert_eq!(parse_size("1234"), Some(1234));
+        assert_eq!(parse_size("500k"), Some(500 << 10));
+        assert_eq!(parse_size("10m"), Some(10 << 20));
+        assert_eq!(parse_size("10M"), Some(10 << 20));
+        assert_eq!(parse_size("10mb"), Some(10 << 20));
+        assert_eq!(parse_size("10MiB"), Some(10 << 20));
+        assert_eq!(parse_size("1g"), Some(1 << 30));
+        assert_eq!(parse_size("1.5k"), Some(1536));
+        assert_eq!(parse_size("2 kb"), Some(2048));
+        assert_eq!(parse_size("7b"), Some(7));
+    }
+
+    #[test]
+    fn malformed_sizes_are_rejected() {
+        for s in [
+            "",
+            "m",
+            "-1",
+            "10x",
+            "10mm",
+            "1..5m",
+            ".5m",
+            "5.m",
+            "10 m b x",
+            "99999999p",
+            "1e3",
+        ] {
+            assert_eq!(parse_size(s), None, "{s:?}");
+        }
+    }
+
+    #[test]
+    fn missing_log_config_means_defaults() {
+        assert_eq!(parse(None).expect("defaults"), LogConfig::default());
+        assert_eq!(
+            parse(Some(&lc("", &[]))).expect("defaults"),
+            LogConfig::default()
+        );
+    }
+
+    #[test]
+    fn json_file_options_are_honoured() {
+        let cfg = parse(Some(&lc(
+            "json-file",
+            &[("max-size", "1k"), ("max-file", "2"), ("compress", "false")],
+        )))
+        .expect("valid");
+        assert_eq!(
+            cfg,
+            LogConfig {
+                max_size: 1024,
+                max_files: 2
+            }
+        );
+    }
+
+    #[test]
+    fn bad_driver_or_options_are_invalid_arguments() {
+        for bad in [
+            lc("syslog", &[]),
+            lc("json-file", &[("max-size", "ten")]),
+            lc("", &[("max-file", "0")]),
+            lc("", &[("max-file", "-1")]),
+            lc("", &[("max-file", "x")]),
+            lc("", &[("nope", "1")]),
+        ] {
+            let e = parse(Some(&bad)).expect_err("invalid");
+            assert_eq!(e.kind, arca_model::ErrorKind::InvalidArgument, "{bad:?}");
+        }
+    }
+}
