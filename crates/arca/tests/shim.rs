@@ -140,16 +140,24 @@ impl Fixture {
 
 impl Drop for Fixture {
     fn drop(&mut self) {
-        // libcontainer removes the container's leaf cgroup; the parent is the test's.
+        // libcontainer removes the container's leaf cgroup (after the shim has answered
+        // Wait, so possibly a moment later); the parent is the test's. Bounded retry.
         let name = self.cgroup_parent.trim_start_matches('/');
-        for entry in std::fs::read_dir("/sys/fs/cgroup")
+        let mut parents: Vec<PathBuf> = std::fs::read_dir("/sys/fs/cgroup")
             .into_iter()
             .flatten()
             .flatten()
-        {
-            let _ = std::fs::remove_dir(entry.path().join(name));
+            .map(|e| e.path().join(name))
+            .collect();
+        parents.push(Path::new("/sys/fs/cgroup").join(name));
+        let deadline = std::time::Instant::now() + Duration::from_secs(5);
+        loop {
+            parents.retain(|p| p.exists() && std::fs::remove_dir(p).is_err());
+            if parents.is_empty() || std::time::Instant::now() > deadline {
+                break;
+            }
+            std::thread::sleep(Duration::from_millis(10));
         }
-        let _ = std::fs::remove_dir(Path::new("/sys/fs/cgroup").join(name));
     }
 }
 

@@ -192,23 +192,33 @@ impl Drop for Daemon {
                 let _ = Command::new("umount").arg("-l").arg(p).status();
             }
         }
-        // Every hierarchy (v1 controllers, the unified mount, or the v2 root itself).
+        // Every hierarchy (v1 controllers, the unified mount, or the v2 root itself). Shims
+        // delete their containers' cgroups just after reporting the exit: retry briefly.
         let mut roots: Vec<PathBuf> = std::fs::read_dir("/sys/fs/cgroup")
             .map(|r| r.flatten().map(|e| e.path()).collect())
             .unwrap_or_default();
         roots.push(PathBuf::from("/sys/fs/cgroup"));
-        for root in roots {
-            let p = root.join(self.cgroup_parent.trim_start_matches('/'));
-            if p.exists() {
-                if let Ok(rd) = std::fs::read_dir(&p) {
-                    for e in rd.flatten() {
-                        if e.path().is_dir() {
-                            let _ = std::fs::remove_dir(e.path());
-                        }
+        let mut parents: Vec<PathBuf> = roots
+            .iter()
+            .map(|r| r.join(self.cgroup_parent.trim_start_matches('/')))
+            .collect();
+        let deadline = Instant::now() + Duration::from_secs(5);
+        loop {
+            parents.retain(|p| {
+                if !p.exists() {
+                    return false;
+                }
+                for e in std::fs::read_dir(p).into_iter().flatten().flatten() {
+                    if e.path().is_dir() {
+                        let _ = std::fs::remove_dir(e.path());
                     }
                 }
-                let _ = std::fs::remove_dir(&p);
+                std::fs::remove_dir(p).is_err()
+            });
+            if parents.is_empty() || Instant::now() > deadline {
+                break;
             }
+            std::thread::sleep(Duration::from_millis(10));
         }
     }
 }
