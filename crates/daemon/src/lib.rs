@@ -8,6 +8,7 @@ pub mod api;
 pub mod cgroups;
 pub mod containers;
 pub mod error;
+pub mod events;
 pub mod paths;
 pub mod query;
 pub mod shim;

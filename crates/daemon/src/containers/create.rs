@@ -79,6 +79,7 @@ impl Containers {
             let _ = std::fs::remove_dir_all(self.paths.container_dir(&id));
             return Err(e);
         }
+        self.emit(&c, "create", &[]);
         tracing::info!(id = %id, "container created");
         Ok(c)
     }
@@ -200,6 +201,7 @@ fn validate_host_config(h: &HostConfig) -> ApiResult<()> {
             return Err(ApiError::not_found(format!("network {mode} not found")));
         }
     }
+    super::restart::validate(h)?;
     for opt in h.security_opt.iter().flatten() {
         super::start::parse_security_opt(opt)?;
     }

@@ -12,6 +12,7 @@ pub mod log_config;
 pub mod logs;
 pub mod record;
 pub mod recover;
+pub mod restart;
 pub mod start;
 pub mod stop;
 pub mod view;
@@ -45,6 +46,8 @@ pub struct Container {
     pub op: tokio::sync::Mutex<()>,
     /// Attach sessions made before start; `start` connects them before the process runs.
     pending_attach: Mutex<Vec<attach::PendingAttach>>,
+    /// The restart policy's current back-off (in memory: a restarted arcad starts over).
+    backoff: Mutex<Option<std::time::Duration>>,
 }
 
 impl Container {
@@ -61,6 +64,7 @@ impl Container {
             life: watch::Sender::new(life),
             op: tokio::sync::Mutex::new(()),
             pending_attach: Mutex::new(Vec::new()),
+            backoff: Mutex::new(None),
         })
     }
 
@@ -121,6 +125,8 @@ pub struct Containers {
     pub store: Arc<Store>,
     pub paths: Paths,
     pub execs: exec::Execs,
+    /// Lifecycle events for `GET /events`.
+    pub events: crate::events::Events,
     /// The host has a unified (v2-only) cgroup hierarchy. arca is built without the eBPF
     /// device filter libcgroups needs there, so device access is restricted by other means.
     unified_cgroup: bool,
@@ -133,12 +139,19 @@ impl Containers {
             store,
             paths,
             execs: exec::Execs::default(),
+            events: crate::events::Events::default(),
             unified_cgroup: crate::cgroups::CgroupVersion::detect(std::path::Path::new(
                 "/sys/fs/cgroup",
             ))
             .layout
                 == crate::cgroups::Layout::V2,
         })
+    }
+
+    /// Publishes a container event (`extra`: attributes beyond labels, name and image).
+    pub fn emit(&self, c: &Container, action: impl Into<String>, extra: &[(&str, String)]) {
+        let ev = crate::events::Event::container(&c.lock(), action, extra);
+        self.events.publish(ev);
     }
 
     fn table(&self) -> MutexGuard<'_, Table> {
@@ -230,6 +243,9 @@ impl Containers {
         force: bool,
         only_after_exit: Option<u64>,
     ) -> ApiResult<()> {
+        if force {
+            self.cancel_restart(c);
+        }
         let status = c.status();
         if status.is_running() {
             if !force {
@@ -276,6 +292,7 @@ impl Containers {
             let _ = std::fs::remove_dir_all(trash);
         });
         c.mark_removed();
+        self.emit(c, "destroy", &[]);
         tracing::info!(id = %c.id, "container removed");
         Ok(())
     }

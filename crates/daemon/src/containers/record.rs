@@ -30,6 +30,9 @@ pub struct ContainerRecord {
 #[derive(Debug, Clone, Serialize, Deserialize)]
 pub struct StateRecord {
     pub status: ContainerStatus,
+    /// Stopped or killed through the API: restart policies leave it alone.
+    #[serde(default)]
+    pub manually_stopped: bool,
     pub pid: i32,
     pub shim_pid: i32,
     pub exit_code: i64,
@@ -43,6 +46,7 @@ impl Default for StateRecord {
     fn default() -> Self {
         Self {
             status: ContainerStatus::Created,
+            manually_stopped: false,
             pid: 0,
             shim_pid: 0,
             exit_code: 0,

@@ -55,7 +55,13 @@ impl Containers {
                     continue;
                 }
             };
+            // A restart that was pending when arcad stopped is decided afresh below.
+            let mut rec = rec;
+            if rec.state.status == ContainerStatus::Restarting {
+                rec.state.status = ContainerStatus::Exited;
+            }
             let running = rec.state.status.is_running();
+            let restart = !running && super::restart::restart_on_daemon_start(&rec);
             let c = match self.insert(rec) {
                 Ok(c) => c,
                 Err(e) => {
@@ -66,6 +72,14 @@ impl Containers {
             n += 1;
             if running {
                 self.reattach(&c).await;
+            } else if restart {
+                // `always`, and `unless-stopped` not stopped by a user, come back with arcad.
+                let this = self.clone();
+                tokio::spawn(async move {
+                    if let Err(e) = this.start_keeping_count(&c).await {
+                        tracing::error!(id = %c.id, error = %e, "cannot restart container");
+                    }
+                });
             }
         }
         Ok(n)

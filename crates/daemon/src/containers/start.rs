@@ -287,11 +287,20 @@ impl Containers {
     /// `POST /containers/{id}/start`. A container that fails to start drops its waiting
     /// attach sessions, and is removed if it was created with auto-remove (`--rm`).
     pub async fn start(self: &Arc<Self>, c: &Arc<Container>) -> ApiResult<()> {
+        self.start_with(c, true).await
+    }
+
+    /// A start by the restart policy: the container was not started by a user.
+    pub(super) async fn start_keeping_count(self: &Arc<Self>, c: &Arc<Container>) -> ApiResult<()> {
+        self.start_with(c, false).await
+    }
+
+    async fn start_with(self: &Arc<Self>, c: &Arc<Container>, manual: bool) -> ApiResult<()> {
         // In its own task: a client that hangs up must not cancel a start halfway (a shim
         // spawned, the record not updated).
         let this = self.clone();
         let task_c = c.clone();
-        let result = tokio::spawn(async move { this.start_locked(&task_c).await })
+        let result = tokio::spawn(async move { this.start_locked(&task_c, manual).await })
             .await
             .map_err(|e| ApiError::internal(format!("start task failed: {e}")))
             .and_then(|r| r);
@@ -313,7 +322,7 @@ impl Containers {
         result
     }
 
-    async fn start_locked(self: &Arc<Self>, c: &Arc<Container>) -> ApiResult<()> {
+    async fn start_locked(self: &Arc<Self>, c: &Arc<Container>, manual: bool) -> ApiResult<()> {
         let _op = c.op.lock().await;
         if c.life.borrow().removed {
             return Err(ApiError::not_found(format!("No such container: {}", c.id)));
@@ -390,6 +399,9 @@ impl Containers {
         }
         c.update(&self.paths, |r| {
             r.state.status = ContainerStatus::Running;
+            if manual {
+                r.state.manually_stopped = false;
+            }
             r.state.pid = pid;
             r.state.shim_pid = ready.shim_pid;
             r.state.exit_code = 0;
@@ -470,6 +482,10 @@ impl Containers {
         }
         c.mark_exited();
         tracing::info!(id = %c.id, code = s.exit_code, "container exited");
+        if super::restart::wants_restart(&c.snapshot()) {
+            self.schedule_restart(c);
+            return;
+        }
         let auto_remove = c.lock().host_config.auto_remove.unwrap_or(false);
         let exits = c.life.borrow().exits;
         if auto_remove && let Err(e) = self.remove_inner(c, true, Some(exits)).await {

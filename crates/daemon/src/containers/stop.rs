@@ -95,12 +95,20 @@ impl WaitCondition {
 impl Containers {
     /// `POST /containers/{id}/kill`.
     pub async fn kill(&self, c: &Container, signal: i32) -> ApiResult<()> {
+        if self.cancel_restart(c) {
+            return Ok(());
+        }
         if !c.status().is_running() {
             return Err(ApiError::conflict(format!(
                 "cannot kill container: {}: container {} is not running",
                 c.lock().name,
                 c.id
             )));
+        }
+        // As Docker: a container killed or stopped through the API is not restarted by
+        // its policy.
+        if let Err(e) = c.update(&self.paths, |r| r.state.manually_stopped = true) {
+            tracing::warn!(id = %c.id, error = %e, "manual stop not saved");
         }
         match shim::simple(&self.paths.shim_socket(&c.id), &Request::Kill { signal }).await {
             Ok(Reply::Ok { .. }) | Ok(Reply::Exited(_)) => Ok(()),
@@ -147,6 +155,9 @@ impl Containers {
         signal: Option<&str>,
         timeout: Option<i64>,
     ) -> ApiResult<()> {
+        if self.cancel_restart(c) {
+            return Ok(());
+        }
         if !c.status().is_running() {
             return Err(ApiError::not_modified());
         }

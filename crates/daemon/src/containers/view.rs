@@ -128,7 +128,11 @@ pub fn status_text(rec: &ContainerRecord, now: chrono::DateTime<chrono::Utc>) ->
     match s.status {
         ContainerStatus::Running => format!("Up {}", human_duration(since(&s.started_at))),
         ContainerStatus::Paused => format!("Up {} (Paused)", human_duration(since(&s.started_at))),
-        ContainerStatus::Restarting => "Restarting".into(),
+        ContainerStatus::Restarting => format!(
+            "Restarting ({}) {} ago",
+            s.exit_code,
+            human_duration(since(&s.finished_at))
+        ),
         ContainerStatus::Created => "Created".into(),
         ContainerStatus::Removing => "Removal In Progress".into(),
         ContainerStatus::Dead => "Dead".into(),
