@@ -5,6 +5,7 @@
 
 mod client;
 mod commands;
+mod events;
 mod exec;
 mod format;
 mod run;
@@ -61,6 +62,8 @@ pub enum Command {
     Load(commands::LoadArgs),
     /// Import the contents from a tarball to create a filesystem image
     Import(commands::ImportArgs),
+    /// Get real time events from the server
+    Events(events::EventsArgs),
     /// Show the arca version information
     Version,
     /// Display system-wide information
@@ -109,6 +112,7 @@ pub fn main() -> i32 {
             Command::Tag(a) => commands::tag(&cli, a).await,
             Command::Load(a) => commands::load(&cli, a).await,
             Command::Import(a) => commands::import(&cli, a).await,
+            Command::Events(a) => events::events(&cli, a).await,
             Command::Version => commands::version(&cli).await,
             Command::Info => commands::info(&cli).await,
         };

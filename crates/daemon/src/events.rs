@@ -91,7 +91,11 @@ impl Event {
 
     /// A container event: attributes are the container's labels, `name`, `image`, then
     /// `extra` (`exitCode`, `signal`, `execID`…).
-    pub fn container(rec: &ContainerRecord, action: impl Into<String>, extra: &[(&str, String)]) -> Self {
+    pub fn container(
+        rec: &ContainerRecord,
+        action: impl Into<String>,
+        extra: &[(&str, String)],
+    ) -> Self {
         let mut attributes: BTreeMap<String, String> = rec
             .config
             .labels
@@ -131,9 +135,18 @@ impl Event {
     pub fn matches(&self, f: &Filters) -> bool {
         let attr = |k: &str| self.actor.attributes.get(k).map_or("", String::as_str);
         let id = self.actor.id.as_str();
-        // Names and IDs match by prefix (Docker's FuzzyMatch).
-        let fuzzy = |key: &str| f.any(key, |v| id.starts_with(v) || attr("name").starts_with(v));
-        let image_name = attr(if self.kind == "image" { "name" } else { "image" });
+        // Names and IDs match by prefix (Docker's FuzzyMatch), and only events of the
+        // filter's own type (`container=web` must not pass an image named `web:1`).
+        let fuzzy = |key: &str| {
+            f.any(key, |v| {
+                self.kind == key && (id.starts_with(v) || attr("name").starts_with(v))
+            })
+        };
+        let image_name = attr(if self.kind == "image" {
+            "name"
+        } else {
+            "image"
+        });
         let labels: HashMap<String, String> = self
             .actor
             .attributes
@@ -252,7 +265,9 @@ mod tests {
     fn filters(pairs: &[(&str, &str)]) -> Filters {
         let mut f = Filters::default();
         for (k, v) in pairs {
-            f.0.entry((*k).to_owned()).or_default().push((*v).to_owned());
+            f.0.entry((*k).to_owned())
+                .or_default()
+                .push((*v).to_owned());
         }
         f
     }
@@ -303,6 +318,9 @@ mod tests {
         assert!(!ev.matches(&filters(&[("label", "team=b")])));
         assert!(!ev.matches(&filters(&[("type", "image")])));
         assert!(!ev.matches(&filters(&[("network", "web2")])));
+        let img = Event::image("sha256:1", "web:1", None, "tag");
+        assert!(!img.matches(&filters(&[("container", "web")])));
+        assert!(img.matches(&filters(&[("image", "web")])));
     }
 
     #[test]

@@ -135,6 +135,7 @@ pub async fn restart(
         }
     }
     st.containers.start(&c).await?;
+    st.containers.emit(&c, "restart", &[]);
     Ok(StatusCode::NO_CONTENT)
 }
 
@@ -225,6 +226,7 @@ pub async fn attach(
     }
     let on_upgrade = hyper::upgrade::on(&mut req);
     st.containers.attach(&c, opts, on_upgrade)?;
+    st.containers.emit(&c, "attach", &[]);
     let mut r = Response::new(Body::empty());
     *r.status_mut() = StatusCode::SWITCHING_PROTOCOLS;
     let h = r.headers_mut();

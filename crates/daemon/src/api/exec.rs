@@ -36,6 +36,8 @@ pub async fn create(
     let c = st.containers.get(&id)?;
     let config: ExecConfig = parse(&body, "exec config")?;
     let e = st.containers.create_exec(&c, config)?;
+    let action = format!("exec_create: {}", e.command());
+    st.containers.emit(&c, action, &[("execID", e.id.clone())]);
     Ok(json(
         StatusCode::CREATED,
         &serde_json::json!({ "Id": e.id }),

@@ -13,6 +13,7 @@ use serde_json::{Value, json};
 
 use super::AppState;
 use crate::error::{ApiError, ApiResult};
+use crate::events::Event;
 use crate::query::{Q, glob};
 
 async fn blocking<T: Send + 'static>(
@@ -44,6 +45,14 @@ fn ndjson(status: StatusCode, lines: &[Value]) -> Response {
         HeaderValue::from_static("application/json"),
     );
     r
+}
+
+/// Publishes an image event; `name` defaults to the image ID, as Docker's.
+fn emit(st: &AppState, img: &Image, name: Option<&str>, action: &str) {
+    let id = img.id.to_string();
+    let labels = img.config.pointer("/config/Labels");
+    let ev = Event::image(&id, name.unwrap_or(&id), labels, action);
+    st.containers.events.publish(ev);
 }
 
 fn created_unix(img: &Image) -> i64 {
@@ -169,12 +178,14 @@ pub async fn post_by_name(
         };
         let store = st.store.clone();
         let name = name.to_owned();
-        blocking(move || {
+        let tagged = reference.to_string();
+        let img = blocking(move || {
             let img = store.get(&name)?;
             store.tag(&img.id, &reference)?;
-            Ok(())
+            Ok(img)
         })
         .await?;
+        emit(&st, &img, Some(&tagged), "tag");
         return Ok(StatusCode::CREATED.into_response());
     }
     if split_suffix(&rest, "/push").is_some() {
@@ -194,12 +205,18 @@ pub async fn remove(
     let force = q.bool("force", false);
     let store = st.store.clone();
     let containers = st.containers.clone();
-    let items = blocking(move || {
-        store
-            .remove(&rest, force, &|id| containers.image_in_use(id))
-            .map_err(ApiError::from)
+    let (img, items) = blocking(move || {
+        let img = store.get(&rest)?;
+        let items = store.remove(&rest, force, &|id| containers.image_in_use(id))?;
+        Ok((img, items))
     })
     .await?;
+    for i in &items {
+        match i {
+            RemoveItem::Untagged(_) => emit(&st, &img, None, "untag"),
+            RemoveItem::Deleted(_) => emit(&st, &img, None, "delete"),
+        }
+    }
     let out: Vec<Value> = items
         .iter()
         .map(|i| match i {
@@ -225,14 +242,23 @@ pub async fn load(State(st): State<AppState>, body: Body) -> ApiResult<Response>
     // `quiet` only hides progress bars; the "Loaded image" lines are always sent (the
     // docker CLI sets quiet whenever its output is not a terminal).
     let store = st.store.clone();
-    let lines = with_body_reader(body, move |r| {
+    let (lines, loaded) = with_body_reader(body, move |r| {
         let mut lines = Vec::new();
         store
             .load(r, &mut |l| lines.push(l))
             .map_err(ApiError::from)?;
-        Ok(lines)
+        // The images named by the "Loaded image[ ID]: x" lines, for `load` events.
+        let loaded: Vec<(Image, String)> = lines
+            .iter()
+            .filter_map(|l| l.split_once(": ").map(|(_, n)| n))
+            .filter_map(|n| Some((store.get(n).ok()?, n.to_owned())))
+            .collect();
+        Ok((lines, loaded))
     })
     .await?;
+    for (img, name) in &loaded {
+        emit(&st, img, Some(name), "load");
+    }
     let msgs: Vec<Value> = lines
         .iter()
         .map(|l| json!({"stream": format!("{l}\n")}))
@@ -269,6 +295,7 @@ pub async fn create(State(st): State<AppState>, q: Q, body: Body) -> ApiResult<R
                 .map_err(ApiError::from)
         })
         .await?;
+        emit(&st, &img, None, "import");
         return Ok(ndjson(
             StatusCode::OK,
             &[json!({"status": img.id.to_string()})],

@@ -1,6 +1,7 @@
 //! The Docker Engine API over HTTP: routing, version negotiation, common headers.
 
 mod containers;
+mod events;
 mod exec;
 mod images;
 mod system;
@@ -120,6 +121,7 @@ pub fn app(
         .route("/_ping", get(system::ping).head(system::ping))
         .route("/version", get(system::version))
         .route("/info", get(system::info))
+        .route("/events", get(events::events))
         .route("/containers/create", post(containers::create))
         .route("/containers/json", get(containers::list))
         .route("/containers/{id}/json", get(containers::inspect))

@@ -55,6 +55,17 @@ impl Exec {
         self.done.send_replace(true);
     }
 
+    /// The command line as Docker names it in `exec_create: <cmd>` events.
+    pub fn command(&self) -> String {
+        self.config
+            .cmd
+            .iter()
+            .flatten()
+            .map(String::as_str)
+            .collect::<Vec<_>>()
+            .join(" ")
+    }
+
     pub fn inspect(&self) -> ExecInspectResponse {
         let s = self.state();
         let cmd = self.config.cmd.clone().unwrap_or_default();
@@ -210,18 +221,23 @@ impl Containers {
         }
         let socket = self.paths.shim_socket(&c.id);
         let req = self.exec_request(c, e, tty, console);
+        let exec_attr = ("execID", e.id.clone());
+        let action = format!("exec_start: {}", e.command());
+        self.emit(c, action, std::slice::from_ref(&exec_attr));
         match shim::call(&socket, &req).await {
             Ok((Reply::Ok { pid }, conn)) => {
                 e.set(|s| s.pid = i64::from(pid.unwrap_or(0)));
                 // Record the exit whoever is (or is not) reading the stream.
                 let waiter = e.clone();
                 let exec_id = e.id.clone();
+                let (this, c) = (self.clone(), c.clone());
                 tokio::spawn(async move {
                     let code = match shim::simple(&socket, &Request::ExecWait { exec_id }).await {
                         Ok(Reply::Exited(s)) => i64::from(s.exit_code),
                         _ => 137,
                     };
                     waiter.finish(code);
+                    this.emit(&c, "exec_die", &[exec_attr, ("exitCode", code.to_string())]);
                 });
                 Ok(Ok(conn))
             }

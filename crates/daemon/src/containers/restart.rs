@@ -131,6 +131,7 @@ impl Containers {
                     tracing::warn!(id = %c.id, error = %e, "restart count not saved");
                 }
             }
+            this.emit(&c, "restart", &[]);
             if let Err(e) = this.start_keeping_count(&c).await {
                 tracing::error!(id = %c.id, error = %e, "restart failed");
             }

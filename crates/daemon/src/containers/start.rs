@@ -418,6 +418,8 @@ impl Containers {
             p.connect(&config.socket, rec.config.tty.unwrap_or(false))
                 .await;
         }
+        // Before the process runs, so that its `die` cannot come first.
+        self.emit(c, "start", &[]);
         self.spawn_monitor(c.clone(), monitor);
         match shim::simple(&config.socket, &Request::Start).await {
             Ok(Reply::Ok { .. }) => {}
@@ -481,6 +483,7 @@ impl Containers {
             tracing::error!(id = %c.id, error = %e, "cannot record container exit");
         }
         c.mark_exited();
+        self.emit(c, "die", &[("exitCode", s.exit_code.to_string())]);
         tracing::info!(id = %c.id, code = s.exit_code, "container exited");
         if super::restart::wants_restart(&c.snapshot()) {
             self.schedule_restart(c);

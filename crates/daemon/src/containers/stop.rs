@@ -111,7 +111,10 @@ impl Containers {
             tracing::warn!(id = %c.id, error = %e, "manual stop not saved");
         }
         match shim::simple(&self.paths.shim_socket(&c.id), &Request::Kill { signal }).await {
-            Ok(Reply::Ok { .. }) | Ok(Reply::Exited(_)) => Ok(()),
+            Ok(Reply::Ok { .. }) | Ok(Reply::Exited(_)) => {
+                self.emit(c, "kill", &[("signal", signal.to_string())]);
+                Ok(())
+            }
             Ok(Reply::Error { message }) => Err(ApiError::conflict(format!(
                 "cannot kill container: {}: {message}",
                 c.id
@@ -186,6 +189,7 @@ impl Containers {
             tracing::info!(id = %c.id, "stop timeout reached, killing");
             self.kill_and_wait(c, libc::SIGKILL).await?;
         }
+        self.emit(c, "stop", &[]);
         Ok(())
     }
 
