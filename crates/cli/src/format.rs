@@ -49,33 +49,9 @@ pub fn human_size(size: f64) -> String {
     format!("{txt2}{}", units[i])
 }
 
-/// go-units' HumanDuration.
+/// Docker's human duration for a number of seconds.
 pub fn human_duration(secs: i64) -> String {
-    let secs = secs.max(0) as u64;
-    let s = secs as f64;
-    if secs < 1 {
-        "Less than a second".into()
-    } else if secs == 1 {
-        "1 second".into()
-    } else if secs < 60 {
-        format!("{secs} seconds")
-    } else if (s / 60.0).round() as u64 == 1 {
-        "About a minute".into()
-    } else if secs < 3600 {
-        format!("{} minutes", (s / 60.0).round() as u64)
-    } else if (s / 3600.0).round() as u64 == 1 {
-        "About an hour".into()
-    } else if secs < 48 * 3600 {
-        format!("{} hours", (s / 3600.0).round() as u64)
-    } else if secs < 14 * 86400 {
-        format!("{} days", secs / 86400)
-    } else if secs < 60 * 86400 {
-        format!("{} weeks", secs / (7 * 86400))
-    } else if secs < 730 * 86400 {
-        format!("{} months", secs / (30 * 86400))
-    } else {
-        format!("{} years", secs / (365 * 86400))
-    }
+    arca_model::human_duration(std::time::Duration::from_secs(secs.max(0) as u64))
 }
 
 pub fn ago(unix: i64) -> String {

@@ -701,33 +701,11 @@ mod tests {
     use crate::bpf::interp;
 
     fn docker_default_caps() -> Vec<String> {
-        [
-            "CAP_CHOWN",
-            "CAP_DAC_OVERRIDE",
-            "CAP_FSETID",
-            "CAP_FOWNER",
-            "CAP_MKNOD",
-            "CAP_NET_RAW",
-            "CAP_SETGID",
-            "CAP_SETUID",
-            "CAP_SETFCAP",
-            "CAP_SETPCAP",
-            "CAP_NET_BIND_SERVICE",
-            "CAP_SYS_CHROOT",
-            "CAP_KILL",
-            "CAP_AUDIT_WRITE",
-        ]
-        .iter()
-        .map(|s| (*s).to_owned())
-        .collect()
+        arca_model::caps::to_strings(arca_model::caps::DOCKER_DEFAULT)
     }
 
     fn all_caps() -> Vec<String> {
-        let mut caps = docker_default_caps();
-        for (cap, _) in BY_CAPABILITY {
-            caps.push((*cap).to_owned());
-        }
-        caps
+        arca_model::caps::to_strings(arca_model::caps::ALL)
     }
 
     fn native(f: &Filter, name: &str, args: &[u64; 6]) -> Action {

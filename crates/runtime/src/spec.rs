@@ -479,25 +479,7 @@ pub(crate) mod tests {
 
     #[test]
     fn capability_mask_uses_kernel_bit_numbers() {
-        let docker: Vec<String> = [
-            "CAP_CHOWN",
-            "CAP_DAC_OVERRIDE",
-            "CAP_FSETID",
-            "CAP_FOWNER",
-            "CAP_MKNOD",
-            "CAP_NET_RAW",
-            "CAP_SETGID",
-            "CAP_SETUID",
-            "CAP_SETFCAP",
-            "CAP_SETPCAP",
-            "CAP_NET_BIND_SERVICE",
-            "CAP_SYS_CHROOT",
-            "CAP_KILL",
-            "CAP_AUDIT_WRITE",
-        ]
-        .iter()
-        .map(|s| (*s).to_owned())
-        .collect();
+        let docker = arca_model::caps::to_strings(arca_model::caps::DOCKER_DEFAULT);
         // What /proc/<pid>/status shows as CapBnd for Docker's default set.
         assert_eq!(capability_mask(&docker).ok(), Some(0xa80425fb));
         assert_eq!(capability_mask(&[]).ok(), Some(0));

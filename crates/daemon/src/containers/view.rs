@@ -150,34 +150,7 @@ pub fn status_text(rec: &ContainerRecord, now: chrono::DateTime<chrono::Utc>) ->
     }
 }
 
-/// go-units' HumanDuration, which Docker uses for status strings.
-pub fn human_duration(d: std::time::Duration) -> String {
-    let secs = d.as_secs();
-    let s = secs as f64;
-    if secs < 1 {
-        "Less than a second".into()
-    } else if secs == 1 {
-        "1 second".into()
-    } else if secs < 60 {
-        format!("{secs} seconds")
-    } else if (s / 60.0).round() as u64 == 1 {
-        "About a minute".into()
-    } else if secs < 3600 {
-        format!("{} minutes", (s / 60.0).round() as u64)
-    } else if (s / 3600.0).round() as u64 == 1 {
-        "About an hour".into()
-    } else if secs < 48 * 3600 {
-        format!("{} hours", (s / 3600.0).round() as u64)
-    } else if secs < 7 * 24 * 3600 * 2 {
-        format!("{} days", secs / (24 * 3600))
-    } else if secs < 30 * 24 * 3600 * 2 {
-        format!("{} weeks", secs / (7 * 24 * 3600))
-    } else if secs < 365 * 24 * 3600 * 2 {
-        format!("{} months", secs / (30 * 24 * 3600))
-    } else {
-        format!("{} years", secs / (365 * 24 * 3600))
-    }
-}
+use arca_model::human_duration;
 
 fn command_line(rec: &ContainerRecord) -> String {
     let mut parts = vec![rec.path.clone()];
@@ -216,22 +189,3 @@ pub fn summary(rec: &ContainerRecord, now: chrono::DateTime<chrono::Utc>) -> Con
     }
 }
 
-#[cfg(test)]
-mod tests {
-    use super::*;
-    use std::time::Duration;
-
-    #[test]
-    fn durations_read_like_docker() {
-        assert_eq!(
-            human_duration(Duration::from_millis(300)),
-            "Less than a second"
-        );
-        assert_eq!(human_duration(Duration::from_secs(3)), "3 seconds");
-        assert_eq!(human_duration(Duration::from_secs(65)), "About a minute");
-        assert_eq!(human_duration(Duration::from_secs(600)), "10 minutes");
-        assert_eq!(human_duration(Duration::from_secs(3700)), "About an hour");
-        assert_eq!(human_duration(Duration::from_secs(5 * 3600)), "5 hours");
-        assert_eq!(human_duration(Duration::from_secs(3 * 86400)), "3 days");
-    }
-}
