@@ -188,4 +188,3 @@ pub fn summary(rec: &ContainerRecord, now: chrono::DateTime<chrono::Utc>) -> Con
         ..Default::default()
     }
 }
-
