@@ -201,3 +201,42 @@ fn arca_says_clearly_when_arcad_is_not_running() {
     assert!(err.contains("Is arcad running?"), "{err}");
     assert_eq!(err.lines().count(), 1, "one clear line: {err}");
 }
+
+#[test]
+fn rename_keeps_the_container_and_frees_the_old_name() {
+    let d = Daemon::start();
+    d.load_busybox();
+    assert_ok(
+        &d.arca(&["run", "--name", "first", "busybox", "true"]),
+        "run first",
+    );
+    assert_ok(
+        &d.arca(&["run", "--name", "other", "busybox", "true"]),
+        "run other",
+    );
+    let out = d.docker(&["rename", "first", "other"]);
+    assert!(!out.status.success());
+    assert!(
+        stderr(&out).contains("is already in use"),
+        "{}",
+        stderr(&out)
+    );
+    assert_ok(&d.docker(&["rename", "first", "second"]), "docker rename");
+    assert!(!d.docker(&["inspect", "first"]).status.success());
+    let insp: serde_json::Value =
+        serde_json::from_str(&stdout(&d.docker(&["inspect", "second"]))).expect("json");
+    assert_eq!(insp[0]["Name"], "/second");
+    assert_ok(&d.arca(&["rename", "second", "third"]), "arca rename");
+    assert_ok(
+        &d.arca(&["run", "--name", "first", "busybox", "true"]),
+        "old name reusable",
+    );
+    let (code, _) = http(
+        &d.socket,
+        "POST",
+        "/containers/third/rename?name=bad%20name",
+        None,
+    )
+    .expect("http");
+    assert_eq!(code, 400);
+}

@@ -563,3 +563,21 @@ pub async fn info(cli: &Cli) -> anyhow::Result<i32> {
     );
     Ok(0)
 }
+
+#[derive(Args, Debug)]
+pub struct RenameArgs {
+    container: String,
+    new_name: String,
+}
+
+pub async fn rename(cli: &Cli, a: RenameArgs) -> anyhow::Result<i32> {
+    cli.docker
+        .rename_container(
+            &a.container,
+            bollard::query_parameters::RenameContainerOptionsBuilder::new()
+                .name(&a.new_name)
+                .build(),
+        )
+        .await?;
+    Ok(0)
+}

@@ -50,6 +50,8 @@ pub enum Command {
     Kill(commands::KillArgs),
     /// Remove one or more containers
     Rm(commands::RmArgs),
+    /// Rename a container
+    Rename(commands::RenameArgs),
     /// Return low-level information on containers or images
     Inspect(commands::InspectArgs),
     /// List images
@@ -106,6 +108,7 @@ pub fn main() -> i32 {
             Command::Stop(a) => commands::stop(&cli, a).await,
             Command::Kill(a) => commands::kill(&cli, a).await,
             Command::Rm(a) => commands::rm(&cli, a).await,
+            Command::Rename(a) => commands::rename(&cli, a).await,
             Command::Inspect(a) => commands::inspect(&cli, a).await,
             Command::Images(a) => commands::images(&cli, a).await,
             Command::Rmi(a) => commands::rmi(&cli, a).await,

@@ -325,3 +325,17 @@ pub async fn logs(
     );
     Ok(r)
 }
+
+pub async fn rename(
+    State(st): State<AppState>,
+    Path(id): Path<String>,
+    q: Q,
+) -> ApiResult<StatusCode> {
+    let c = st.containers.get(&id)?;
+    let name = q
+        .get("name")
+        .filter(|n| !n.is_empty())
+        .ok_or_else(|| ApiError::invalid("Neither old nor new names may be empty"))?;
+    st.containers.rename(&c, name)?;
+    Ok(StatusCode::NO_CONTENT)
+}

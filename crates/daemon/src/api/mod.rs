@@ -132,6 +132,7 @@ pub fn app(
         .route("/containers/{id}/wait", post(containers::wait))
         .route("/containers/{id}/attach", post(containers::attach))
         .route("/containers/{id}/resize", post(containers::resize))
+        .route("/containers/{id}/rename", post(containers::rename))
         .route("/containers/{id}/logs", get(containers::logs))
         .route(
             "/containers/{id}",

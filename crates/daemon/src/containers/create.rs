@@ -132,7 +132,7 @@ fn rand_index(n: usize) -> usize {
 
 /// Docker's container name rule `/?[a-zA-Z0-9][a-zA-Z0-9_.-]+`, relaxed to accept
 /// one-character names (`--name x`), which Docker refuses for no stated reason.
-fn validate_name(n: &str) -> ApiResult<String> {
+pub(super) fn validate_name(n: &str) -> ApiResult<String> {
     let n = n.strip_prefix('/').unwrap_or(n);
     let b = n.as_bytes();
     let ok = !b.is_empty()

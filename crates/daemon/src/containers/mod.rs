@@ -218,6 +218,34 @@ impl Containers {
         Ok(c)
     }
 
+    /// `POST /containers/{id}/rename`: 409 if the new name is taken.
+    pub fn rename(&self, c: &Container, new: &str) -> ApiResult<()> {
+        let new = create::validate_name(new)?;
+        let old = {
+            let mut t = self.table();
+            if let Some(other) = t.names.get(&new) {
+                if other == &c.id {
+                    return Err(ApiError::invalid(
+                        "Renaming a container with the same name as its current name",
+                    ));
+                }
+                return Err(ApiError::conflict(format!(
+                    "Conflict. The container name \"/{new}\" is already in use by container \"{other}\". \
+                     You have to remove (or rename) that container to be able to reuse that name."
+                )));
+            }
+            let old = c.lock().name.clone();
+            t.names.remove(&old);
+            t.names.insert(new.clone(), c.id.clone());
+            old
+        };
+        if let Err(e) = c.update(&self.paths, |r| r.name = new.clone()) {
+            tracing::warn!(id = %c.id, error = %e, "rename not saved");
+        }
+        self.emit(c, "rename", &[("oldName", format!("/{old}"))]);
+        Ok(())
+    }
+
     fn forget(&self, c: &Container) {
         let mut t = self.table();
         t.by_id.remove(&c.id);
