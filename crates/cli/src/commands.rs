@@ -1,7 +1,5 @@
 //! The verbs other than `run`.
 
-use std::io::Write;
-
 use bollard::query_parameters::{
     CreateImageOptionsBuilder, ImportImageOptionsBuilder, KillContainerOptionsBuilder,
     ListContainersOptionsBuilder, ListImagesOptionsBuilder, LogsOptionsBuilder,
@@ -111,19 +109,9 @@ pub async fn logs(cli: &Cli, a: LogsArgs) -> anyhow::Result<i32> {
                 .build(),
         ),
     );
+    let (mut stdout, mut stderr) = (tokio::io::stdout(), tokio::io::stderr());
     while let Some(item) = s.next().await {
-        match item? {
-            bollard::container::LogOutput::StdErr { message } => {
-                let mut e = std::io::stderr().lock();
-                e.write_all(&message)?;
-                e.flush()?;
-            }
-            other => {
-                let mut o = std::io::stdout().lock();
-                o.write_all(other.as_ref())?;
-                o.flush()?;
-            }
-        }
+        crate::session::write_item(&mut stdout, &mut stderr, item?).await?;
     }
     Ok(0)
 }
@@ -175,15 +163,7 @@ pub async fn start(cli: &Cli, a: StartArgs) -> anyhow::Result<i32> {
             .await?;
         let exit = crate::client::wait_registered(&cli.socket, id, "next-exit").await?;
         cli.docker.start_container(id, None).await?;
-        let mut out = attach.output;
-        while let Some(Ok(item)) = out.next().await {
-            match item {
-                bollard::container::LogOutput::StdErr { message } => {
-                    std::io::stderr().write_all(&message)?
-                }
-                other => std::io::stdout().write_all(other.as_ref())?,
-            }
-        }
+        crate::session::pump(attach.output, attach.input, false).await?;
         let code = exit.await?;
         return Ok(i32::try_from(code).unwrap_or(1));
     }

@@ -2,11 +2,9 @@
 
 use bollard::exec::{CreateExecOptions, StartExecOptions, StartExecResults};
 use clap::Args;
-use futures_util::StreamExt;
-use tokio::io::AsyncWriteExt;
 
 use crate::client::Cli;
-use crate::run::{RawTerminal, terminal_size};
+use crate::session::{self, RawTerminal, terminal_size};
 
 #[derive(Args, Debug)]
 pub struct ExecArgs {
@@ -67,11 +65,7 @@ pub async fn exec(cli: &Cli, a: ExecArgs) -> anyhow::Result<i32> {
             }),
         )
         .await?;
-    let StartExecResults::Attached {
-        mut output,
-        mut input,
-    } = started
-    else {
+    let StartExecResults::Attached { output, input } = started else {
         return Ok(0);
     };
     let _raw = (a.tty && a.interactive).then(RawTerminal::enable).flatten();
@@ -89,27 +83,7 @@ pub async fn exec(cli: &Cli, a: ExecArgs) -> anyhow::Result<i32> {
             )
             .await;
     }
-    if a.interactive {
-        tokio::spawn(async move {
-            let mut stdin = tokio::io::stdin();
-            let _ = tokio::io::copy(&mut stdin, &mut input).await;
-            let _ = input.shutdown().await;
-        });
-    }
-    let mut stdout = tokio::io::stdout();
-    let mut stderr = tokio::io::stderr();
-    while let Some(Ok(item)) = output.next().await {
-        match item {
-            bollard::container::LogOutput::StdErr { message } => {
-                stderr.write_all(&message).await?;
-                stderr.flush().await?;
-            }
-            o => {
-                stdout.write_all(o.as_ref()).await?;
-                stdout.flush().await?;
-            }
-        }
-    }
+    session::pump(output, input, a.interactive).await?;
     let code = cli
         .docker
         .inspect_exec(&created.id)

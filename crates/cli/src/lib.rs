@@ -9,6 +9,7 @@ mod events;
 mod exec;
 mod format;
 mod run;
+mod session;
 
 use clap::{Parser, Subcommand};
 

@@ -6,11 +6,10 @@ use std::collections::HashMap;
 use bollard::models::{ContainerCreateBody, HostConfig};
 use bollard::query_parameters::{AttachContainerOptionsBuilder, CreateContainerOptionsBuilder};
 use clap::Args;
-use futures_util::StreamExt;
-use tokio::io::AsyncWriteExt;
 
 use crate::client::{Cli, start_error_code, wait_registered};
 use crate::format::parse_bytes;
+use crate::session::{self, RawTerminal, terminal_size};
 
 #[derive(Args, Debug)]
 #[command(disable_help_flag = true)]
@@ -199,8 +198,6 @@ pub async fn run(cli: &Cli, a: RunArgs) -> anyhow::Result<i32> {
         return Err(start_failed(e, &id));
     }
 
-    let mut output = attach.output;
-    let mut input = attach.input;
     // In a TTY session the local terminal goes raw, so keys reach the container as typed.
     let _raw = (a.tty && a.interactive).then(RawTerminal::enable).flatten();
     if a.tty
@@ -218,28 +215,7 @@ pub async fn run(cli: &Cli, a: RunArgs) -> anyhow::Result<i32> {
             .await;
     }
     spawn_signal_proxy(cli, &id, a.tty);
-    if a.interactive {
-        tokio::spawn(async move {
-            let mut stdin = tokio::io::stdin();
-            let _ = tokio::io::copy(&mut stdin, &mut input).await;
-            let _ = input.shutdown().await;
-        });
-    }
-    let mut stdout = tokio::io::stdout();
-    let mut stderr = tokio::io::stderr();
-    while let Some(item) = output.next().await {
-        match item {
-            Ok(bollard::container::LogOutput::StdErr { message }) => {
-                stderr.write_all(&message).await?;
-                stderr.flush().await?;
-            }
-            Ok(o) => {
-                stdout.write_all(o.as_ref()).await?;
-                stdout.flush().await?;
-            }
-            Err(_) => break,
-        }
-    }
+    session::pump(attach.output, attach.input, a.interactive).await?;
     let code = exit.await?;
     Ok(i32::try_from(code).unwrap_or(crate::EXIT_DAEMON))
 }
@@ -252,46 +228,6 @@ fn start_failed(e: bollard::errors::Error, _id: &str) -> anyhow::Error {
         }
     }
     e.into()
-}
-
-/// The local terminal's size (rows, cols), if stdout is a terminal.
-pub(crate) fn terminal_size() -> Option<(u16, u16)> {
-    let mut ws = libc::winsize {
-        ws_row: 0,
-        ws_col: 0,
-        ws_xpixel: 0,
-        ws_ypixel: 0,
-    };
-    // SAFETY: TIOCGWINSZ writes a winsize into the pointed-to struct, which outlives the call.
-    let rc = unsafe { libc::ioctl(libc::STDOUT_FILENO, libc::TIOCGWINSZ, &mut ws) };
-    (rc == 0 && ws.ws_row > 0).then_some((ws.ws_row, ws.ws_col))
-}
-
-/// Puts stdin in raw mode; restores the previous mode when dropped.
-pub(crate) struct RawTerminal {
-    saved: nix::sys::termios::Termios,
-}
-
-impl RawTerminal {
-    pub(crate) fn enable() -> Option<Self> {
-        use nix::sys::termios::{SetArg, cfmakeraw, tcgetattr, tcsetattr};
-        let stdin = std::io::stdin();
-        let saved = tcgetattr(&stdin).ok()?;
-        let mut raw = saved.clone();
-        cfmakeraw(&mut raw);
-        tcsetattr(&stdin, SetArg::TCSANOW, &raw).ok()?;
-        Some(Self { saved })
-    }
-}
-
-impl Drop for RawTerminal {
-    fn drop(&mut self) {
-        let _ = nix::sys::termios::tcsetattr(
-            std::io::stdin(),
-            nix::sys::termios::SetArg::TCSANOW,
-            &self.saved,
-        );
-    }
 }
 
 /// Like docker's `--sig-proxy` (on by default): SIGINT, SIGTERM, SIGHUP, SIGQUIT, SIGUSR1/2
