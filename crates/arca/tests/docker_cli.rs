@@ -204,47 +204,21 @@ fn extract_first_layer(archive: &std::path::Path, out: &std::path::Path) {
 /// `-i` pipes stdin; `-it` gets a terminal (driven through `script`, which provides a pty).
 #[test]
 fn stdin_and_tty_sessions_work_with_both_clients() {
-    use std::io::Write;
-    use std::process::{Command, Stdio};
     let d = Daemon::start();
     d.load_busybox();
-    for (prog, env) in [
-        (common::DOCKER, "DOCKER_HOST"),
-        (env!("CARGO_BIN_EXE_arca"), "ARCA_HOST"),
-    ] {
-        let mut child = Command::new(prog)
-            .args(["run", "-i", "--rm", "busybox", "tr", "a-z", "A-Z"])
-            .env(env, d.host())
-            .env("DOCKER_CONFIG", d.dir.path().join("docker-config"))
-            .stdin(Stdio::piped())
-            .stdout(Stdio::piped())
-            .spawn()
-            .expect("spawn");
-        child
-            .stdin
-            .take()
-            .expect("stdin")
-            .write_all(b"piped input\n")
-            .expect("write");
-        let out = child.wait_with_output().expect("wait");
+    for prog in [common::DOCKER, env!("CARGO_BIN_EXE_arca")] {
+        let out = d.with_input(
+            prog,
+            &["run", "-i", "--rm", "busybox", "tr", "a-z", "A-Z"],
+            b"piped input\n",
+        );
         assert_ok(&out, "run -i");
         assert_eq!(stdout(&out), "PIPED INPUT\n", "{prog}");
 
-        let cmd = format!("{prog} run -it --rm busybox sh");
-        let mut child = Command::new("script")
-            .args(["-qec", &cmd, "/dev/null"])
-            .env(env, d.host())
-            .env("DOCKER_CONFIG", d.dir.path().join("docker-config"))
-            .stdin(Stdio::piped())
-            .stdout(Stdio::piped())
-            .spawn()
-            .expect("spawn script");
-        let mut input = child.stdin.take().expect("stdin");
-        // Typed ahead: the pty holds the line until the client reads and forwards it.
-        input
-            .write_all(b"echo tty-$((6*7)); tty; exit 5\n")
-            .expect("type");
-        let out = child.wait_with_output().expect("wait");
+        let out = d.in_pty(
+            &format!("{prog} run -it --rm busybox sh"),
+            b"echo tty-$((6*7)); tty; exit 5\n",
+        );
         let text = stdout(&out);
         assert!(text.contains("tty-42"), "{prog}: {text}");
         assert!(text.contains("/dev/pts/0"), "{prog}: {text}");

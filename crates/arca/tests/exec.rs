@@ -3,8 +3,6 @@
 mod common;
 
 use common::{Daemon, assert_ok, poll_until, stderr, stdout};
-use std::io::Write;
-use std::process::{Command, Stdio};
 use std::time::Duration;
 
 #[test]
@@ -102,42 +100,16 @@ fn exec_runs_commands_in_a_running_container() {
     });
 
     // stdin.
-    let mut child = Command::new(common::DOCKER)
-        .args(["exec", "-i", "box", "tr", "a-z", "A-Z"])
-        .env("DOCKER_HOST", d.host())
-        .env("DOCKER_CONFIG", d.dir.path().join("docker-config"))
-        .stdin(Stdio::piped())
-        .stdout(Stdio::piped())
-        .spawn()
-        .expect("spawn");
-    child
-        .stdin
-        .take()
-        .expect("stdin")
-        .write_all(b"shout\n")
-        .expect("write");
-    let out = child.wait_with_output().expect("wait");
+    let out = d.with_input(
+        common::DOCKER,
+        &["exec", "-i", "box", "tr", "a-z", "A-Z"],
+        b"shout\n",
+    );
     assert_eq!(stdout(&out), "SHOUT\n");
 
     // A terminal.
     for prog in [common::DOCKER, env!("CARGO_BIN_EXE_arca")] {
-        let cmd = format!("{prog} exec -it box sh");
-        let mut child = Command::new("script")
-            .args(["-qec", &cmd, "/dev/null"])
-            .env("DOCKER_HOST", d.host())
-            .env("ARCA_HOST", d.host())
-            .env("DOCKER_CONFIG", d.dir.path().join("docker-config"))
-            .stdin(Stdio::piped())
-            .stdout(Stdio::piped())
-            .spawn()
-            .expect("spawn script");
-        child
-            .stdin
-            .take()
-            .expect("stdin")
-            .write_all(b"tty; exit 6\n")
-            .expect("type");
-        let out = child.wait_with_output().expect("wait");
+        let out = d.in_pty(&format!("{prog} exec -it box sh"), b"tty; exit 6\n");
         assert!(
             stdout(&out).contains("/dev/pts/"),
             "{prog}: {}",

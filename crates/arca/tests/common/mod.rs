@@ -157,6 +157,39 @@ impl Daemon {
             .expect("run arca")
     }
 
+    /// Runs a client (`DOCKER` or the arca binary) with `input` on its stdin.
+    pub fn with_input(&self, prog: &str, args: &[&str], input: &[u8]) -> Output {
+        self.feed(Command::new(prog).args(args), input)
+    }
+
+    /// Runs a client command line inside a pseudo-terminal (through `script`), typing
+    /// `input` ahead: the pty holds it until the client reads and forwards it.
+    pub fn in_pty(&self, cmdline: &str, input: &[u8]) -> Output {
+        self.feed(
+            Command::new("script").args(["-qec", cmdline, "/dev/null"]),
+            input,
+        )
+    }
+
+    fn feed(&self, cmd: &mut Command, input: &[u8]) -> Output {
+        let mut child = cmd
+            .env("DOCKER_HOST", self.host())
+            .env("ARCA_HOST", self.host())
+            .env("DOCKER_CONFIG", self.dir.path().join("docker-config"))
+            .stdin(Stdio::piped())
+            .stdout(Stdio::piped())
+            .stderr(Stdio::piped())
+            .spawn()
+            .expect("spawn client");
+        child
+            .stdin
+            .take()
+            .expect("stdin")
+            .write_all(input)
+            .expect("write stdin");
+        child.wait_with_output().expect("wait for client")
+    }
+
     pub fn load_busybox(&self) {
         let out = self.arca(&["load", "-i", busybox_tar().to_str().expect("utf8")]);
         assert_ok(&out, "arca load busybox");
