@@ -70,6 +70,17 @@ fn arca_run_applies_flags_and_limits() {
     );
     assert!(text.contains("50000"), "cpu quota missing: {text}");
 
+    // rlimits are inherited from arcad (here: from this test), never raised.
+    let limits = std::fs::read_to_string("/proc/self/limits").expect("limits");
+    let hard_nofile = limits
+        .lines()
+        .find(|l| l.starts_with("Max open files"))
+        .and_then(|l| l.split_whitespace().nth(4))
+        .expect("nofile")
+        .to_owned();
+    let out = d.arca(&["run", "--rm", "busybox", "sh", "-c", "ulimit -Hn"]);
+    assert_eq!(stdout(&out).trim(), hard_nofile);
+
     // Isolation basics: PID 1 is the command, default capabilities only, ro /sys.
     let out = d.arca(&[
         "run",
