@@ -72,6 +72,86 @@ pub struct ShimConfig {
     pub cgroup_path: String,
     pub network: NetworkConfig,
     pub security: SecurityConfig,
+    /// Namespaces shared with the host (`--pid/--ipc/--uts host`) and user-namespace
+    /// remapping (`--userns`). Absent in older configs → all private, no user namespace.
+    #[serde(default)]
+    pub namespaces: NamespacesConfig,
+    /// Host devices to create in the container (`--device`), with cgroup access rules.
+    #[serde(default)]
+    pub devices: Vec<DeviceConfig>,
+    /// Size of the container's `/dev/shm` tmpfs in bytes (`--shm-size`); `None` → Docker's
+    /// 64 MiB.
+    #[serde(default)]
+    pub shm_size: Option<u64>,
+    /// Run this init binary (host path) as PID 1 with the process as its child (`--init`):
+    /// the shim bind-mounts it read-only at [`INIT_PATH_IN_CONTAINER`] and runs
+    /// `[INIT_PATH_IN_CONTAINER, "--", args...]`.
+    #[serde(default)]
+    pub init: Option<PathBuf>,
+}
+
+/// Where `--init`'s binary appears inside the container (Docker's path).
+pub const INIT_PATH_IN_CONTAINER: &str = "/sbin/docker-init";
+
+/// One namespace's mode.
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(tag = "mode", rename_all = "lowercase")]
+pub enum NamespaceMode {
+    /// A new namespace of the container's own.
+    #[default]
+    Private,
+    /// The host's namespace (the shim's).
+    Host,
+    /// Join an existing namespace (e.g. `/proc/<pid>/ns/ipc` of another container).
+    Path { path: PathBuf },
+}
+
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
+pub struct NamespacesConfig {
+    #[serde(default)]
+    pub pid: NamespaceMode,
+    #[serde(default)]
+    pub ipc: NamespaceMode,
+    #[serde(default)]
+    pub uts: NamespaceMode,
+    /// Run the container in a new user namespace with these maps (`--userns`); `None` → the
+    /// host's user namespace.
+    #[serde(default)]
+    pub userns: Option<IdMaps>,
+}
+
+/// User-namespace ID maps: container ID `container_id..+size` is host ID `host_id..+size`.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct IdMaps {
+    pub uid: Vec<IdMap>,
+    pub gid: Vec<IdMap>,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+pub struct IdMap {
+    pub container_id: u32,
+    pub host_id: u32,
+    pub size: u32,
+}
+
+/// A host device made available in the container (`--device /dev/x[:/dev/y][:rwm]`).
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct DeviceConfig {
+    /// The device node on the host; the shim reads its type and numbers.
+    pub host_path: PathBuf,
+    /// Where it appears in the container.
+    pub container_path: String,
+    /// cgroup access: a combination of `r`, `w`, `m`.
+    pub permissions: String,
+}
+
+/// A resource limit (`--ulimit nofile=1024:2048`), overriding the inherited one.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Rlimit {
+    /// Docker's name without the `RLIMIT_` prefix, lower case: `nofile`, `nproc`, `core`...
+    pub name: String,
+    pub soft: u64,
+    pub hard: u64,
 }
 
 /// Rotation of the json-file log, like Docker's `--log-opt max-size=10m --log-opt max-file=3`
@@ -138,6 +218,13 @@ pub struct ProcessConfig {
     pub stdin_once: bool,
     /// Initial terminal size `[rows, cols]`, if a TTY is used.
     pub console_size: Option<[u16; 2]>,
+    /// Extra groups (`--group-add`): names resolved in the container's `/etc/group`, or
+    /// numbers.
+    #[serde(default)]
+    pub group_add: Vec<String>,
+    /// Limits set for the process (`--ulimit`); others are inherited from the shim.
+    #[serde(default)]
+    pub rlimits: Vec<Rlimit>,
 }
 
 #[derive(Debug, Clone, Serialize, Deserialize)]
@@ -237,6 +324,15 @@ pub enum Request {
         rows: u16,
         cols: u16,
     },
+    /// Freeze every process of the container (cgroup freezer) and reply `Ok` once the
+    /// cgroup reports FROZEN. `Error` if the container is not running.
+    Pause,
+    /// Thaw a paused container. Reply: `Ok`.
+    Resume,
+    /// Change the running container's limits; only the fields that are `Some` change.
+    /// Reply `Ok`, or `Error` naming the limit the kernel refused (e.g. a memory limit below
+    /// current usage: "memory limit 4MiB is below the container's current usage 9MiB").
+    Update { resources: ResourcesConfig },
 }
 
 #[derive(Debug, Clone, Serialize, Deserialize)]

@@ -103,6 +103,8 @@ impl Fixture {
                 open_stdin: false,
                 stdin_once: false,
                 console_size: None,
+                group_add: Vec::new(),
+                rlimits: Vec::new(),
             },
             hostname: id[..12].to_owned(),
             mounts: Vec::new(),
@@ -115,6 +117,10 @@ impl Fixture {
                 seccomp: true,
                 privileged: false,
             },
+            namespaces: Default::default(),
+            devices: Vec::new(),
+            shm_size: None,
+            init: None,
             id,
         }
     }
@@ -838,6 +844,8 @@ fn exec_process(args: &[&str]) -> ProcessConfig {
         open_stdin: false,
         stdin_once: false,
         console_size: None,
+        group_add: Vec::new(),
+        rlimits: Vec::new(),
     }
 }
 

@@ -310,6 +310,8 @@ pub(crate) mod tests {
                 open_stdin: false,
                 stdin_once: false,
                 console_size: None,
+                group_add: Vec::new(),
+                rlimits: Vec::new(),
             },
             hostname: "box".into(),
             mounts: vec![MountConfig {
@@ -326,6 +328,10 @@ pub(crate) mod tests {
                 seccomp: true,
                 privileged: false,
             },
+            namespaces: Default::default(),
+            devices: Vec::new(),
+            shm_size: None,
+            init: None,
         }
     }
 

@@ -188,6 +188,8 @@ impl Containers {
                 open_stdin: cfg.attach_stdin.unwrap_or(false),
                 stdin_once: true,
                 console_size: console,
+                group_add: Vec::new(),
+                rlimits: Vec::new(),
             },
             privileged: cfg.privileged.unwrap_or(false),
         }

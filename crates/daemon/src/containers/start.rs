@@ -179,6 +179,8 @@ impl Containers {
                 open_stdin: c.open_stdin.unwrap_or(false),
                 stdin_once: c.stdin_once.unwrap_or(false),
                 console_size,
+                group_add: Vec::new(),
+                rlimits: Vec::new(),
             },
             hostname: c.hostname.clone().unwrap_or_else(|| id.short().to_owned()),
             mounts: vec![
@@ -220,6 +222,10 @@ impl Containers {
                 seccomp,
                 privileged: h.privileged.unwrap_or(false),
             },
+            namespaces: Default::default(),
+            devices: Vec::new(),
+            shm_size: None,
+            init: None,
         })
     }
 

@@ -98,6 +98,9 @@ impl Monitor {
                 },
                 Some(e) => resize_reply(&e.io, rows, cols, "exec"),
             },
+            Ok(Request::Pause | Request::Resume | Request::Update { .. }) => Reply::Error {
+                message: "this shim does not support pause, resume or update yet".into(),
+            },
         };
         let c = &mut self.clients[i];
         c.queue_reply(&reply);
