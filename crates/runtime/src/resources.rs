@@ -120,6 +120,18 @@ pub fn device_rules(privileged: bool) -> Vec<LinuxDeviceCgroup> {
     ]
 }
 
+/// The rule granting `access` (`r`, `w`, `m`) to a `--device` node, appended after
+/// [`device_rules`]. Enforced on cgroup v1 only, like those (see the module docs).
+pub fn allow_device(device: &oci_spec::runtime::LinuxDevice, access: &str) -> LinuxDeviceCgroup {
+    rule(
+        true,
+        device.typ(),
+        Some(device.major()),
+        Some(device.minor()),
+        access,
+    )
+}
+
 /// Whether the host can limit memory+swap for the cgroup setup libcgroups will use.
 pub fn swap_accounting_available(root: &Path, setup: &CgroupSetup) -> bool {
     match setup {

@@ -5,6 +5,10 @@
 //! link target restarts at the rootfs, `..` never climbs above it. Nothing here follows a
 //! symlink out to the host. (The container is created but not started while the shim
 //! looks, so nothing inside can race these lookups.)
+//!
+//! With `--userns` the lower layers are mounted idmapped: see [`idmap`].
+
+mod idmap;
 
 use std::ffi::OsString;
 use std::fs::File;
@@ -13,8 +17,10 @@ use std::os::unix::ffi::OsStrExt;
 use std::os::unix::fs::{DirBuilderExt, PermissionsExt};
 use std::path::{Component, Path, PathBuf};
 
-use arca_api::shim::RootfsConfig;
+use arca_api::shim::{IdMaps, RootfsConfig};
 use nix::mount::{MntFlags, MsFlags};
+
+pub use self::idmap::{host_id, mapped_root};
 
 /// Symlinks followed before a lookup gives up, as Linux's `MAXSYMLINKS` (40) times a margin.
 const MAX_SYMLINKS: usize = 255;
@@ -214,6 +220,24 @@ pub enum RootfsError {
         #[source]
         source: nix::Error,
     },
+    #[error("--userns maps must map the container's root (uid and gid 0)")]
+    RootNotMapped,
+    #[error("failed to create a user namespace for the ID maps")]
+    UserNamespace(#[source] io::Error),
+    #[error(
+        "failed to mount layer {path} idmapped (needs Linux 5.19 and a filesystem that supports idmapped mounts)"
+    )]
+    Idmap {
+        path: PathBuf,
+        #[source]
+        source: io::Error,
+    },
+    #[error("failed to give {path} to the container's root")]
+    Chown {
+        path: PathBuf,
+        #[source]
+        source: io::Error,
+    },
 }
 
 /// The mount data limit: the kernel copies at most one page of options.
@@ -282,12 +306,17 @@ fn common_parent(paths: &[PathBuf]) -> Option<PathBuf> {
     (!common.is_empty()).then(|| common.iter().collect())
 }
 
-/// Mounts the overlay described by `cfg` at `target` (created if missing).
+/// Mounts the overlay described by `cfg` at `target` (created if missing), with its lower
+/// layers idmapped through `userns` when given (see the module docs).
 ///
 /// If the absolute option string would exceed a page, the lower layers are given relative
 /// to their common parent directory, which the shim changes into for the mount (the trick
 /// Docker's overlay2 driver uses); if even that is too long the mount fails clearly.
-pub fn mount_overlay(cfg: &RootfsConfig, target: &Path) -> Result<(), RootfsError> {
+pub fn mount_overlay(
+    cfg: &RootfsConfig,
+    target: &Path,
+    userns: Option<&IdMaps>,
+) -> Result<(), RootfsError> {
     if cfg.lower.is_empty() {
         return Err(RootfsError::NoLayers);
     }
@@ -298,19 +327,26 @@ pub fn mount_overlay(cfg: &RootfsConfig, target: &Path) -> Result<(), RootfsErro
         path: target.to_path_buf(),
         source,
     })?;
+    match userns {
+        None => mount_layers(&cfg.lower, cfg, target),
+        Some(maps) => idmap::mount_overlay(cfg, target, maps),
+    }
+}
+
+/// Mounts the overlay with `lower` as its lower layers.
+fn mount_layers(lower: &[PathBuf], cfg: &RootfsConfig, target: &Path) -> Result<(), RootfsError> {
     let limit = options_limit();
-    let data = overlay_options(&cfg.lower, cfg);
+    let data = overlay_options(lower, cfg);
     if data.len() <= limit {
         return mount_maybe_volatile(target, &data);
     }
     let too_long = |len| RootfsError::OptionsTooLong {
         len,
-        layers: cfg.lower.len(),
+        layers: lower.len(),
         limit,
     };
-    let parent = common_parent(&cfg.lower).ok_or_else(|| too_long(data.len()))?;
-    let relative: Vec<PathBuf> = cfg
-        .lower
+    let parent = common_parent(lower).ok_or_else(|| too_long(data.len()))?;
+    let relative: Vec<PathBuf> = lower
         .iter()
         .map(|l| l.strip_prefix(&parent).map(Path::to_path_buf))
         .collect::<Result<_, _>>()
@@ -531,7 +567,7 @@ mod tests {
             volatile: false,
         };
         assert!(matches!(
-            mount_overlay(&cfg, Path::new("/nonexistent-target")),
+            mount_overlay(&cfg, Path::new("/nonexistent-target"), None),
             Err(RootfsError::UnsupportedPath(_))
         ));
     }

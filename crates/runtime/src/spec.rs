@@ -16,16 +16,28 @@
 //!
 //! `noNewPrivileges` is written only when true, as Docker writes it (libcontainer 0.7 would
 //! read a present `false` as a request to load a spec's seccomp filter late).
+//!
+//! Namespaces follow Docker's `--pid/--ipc/--uts`: `host` leaves that namespace out (and,
+//! for UTS, the hostname: the host's stays), a path joins it. `--userns` adds a user
+//! namespace with the config's ID maps; the rootfs is prepared for it by
+//! [`crate::rootfs::mount_overlay`].
 
-use std::path::{Path, PathBuf};
+mod devices;
+mod limits;
+mod mounts;
 
-use arca_api::shim::{NetworkConfig, ShimConfig};
+use std::path::PathBuf;
+
+use arca_api::shim::{IdMap, NamespaceMode, NamespacesConfig, NetworkConfig, ShimConfig};
 use libcontainer::capabilities::CapabilityExt;
 use oci_spec::runtime::{
-    BoxBuilder, Capabilities, Capability, Linux, LinuxNamespace, LinuxNamespaceType,
-    LinuxResources, Mount, Process, Root, Spec, User,
+    BoxBuilder, Capabilities, Capability, Linux, LinuxIdMapping, LinuxIdMappingBuilder,
+    LinuxNamespace, LinuxNamespaceType, LinuxResources, PosixRlimit, Process, Root, Spec, User,
 };
 
+pub use self::devices::{DeviceError, HostDevice, resolve as resolve_devices};
+pub use self::limits::{rlimit_type, rlimits};
+pub use self::mounts::{DEFAULT_SHM_SIZE, mounts, process_args};
 use crate::user::ExecUser;
 
 /// Paths hidden from unprivileged containers.
@@ -57,6 +69,12 @@ pub const READONLY_PATHS: &[&str] = &[
 pub enum SpecError {
     #[error("unknown capability {0:?}")]
     Capability(String),
+    #[error("unknown ulimit name {0:?}")]
+    UnknownRlimit(String),
+    #[error("ulimit {name}: soft limit {soft} is above the hard limit {hard}")]
+    RlimitSoftAboveHard { name: String, soft: u64, hard: u64 },
+    #[error("invalid shm size 0: it must be at least 1 byte")]
+    ShmSize,
 }
 
 /// Everything the spec needs beyond the config itself, resolved by the shim.
@@ -68,85 +86,10 @@ pub struct SpecInput<'a> {
     /// Absolute path of the mounted rootfs.
     pub rootfs: PathBuf,
     pub resources: LinuxResources,
-}
-
-fn mount(dest: &str, typ: &str, source: &str, options: &[&str]) -> Mount {
-    let mut m = Mount::default();
-    m.set_destination(PathBuf::from(dest));
-    m.set_typ(Some(typ.to_owned()));
-    m.set_source(Some(PathBuf::from(source)));
-    m.set_options(Some(options.iter().map(|o| (*o).to_owned()).collect()));
-    m
-}
-
-/// Docker's default mounts, then the config's bind mounts (which replace a default mount
-/// with the same destination).
-pub fn mounts(config: &ShimConfig) -> Vec<Mount> {
-    let privileged = config.security.privileged;
-    let sys_mode = if privileged { "rw" } else { "ro" };
-    let defaults = [
-        mount("/proc", "proc", "proc", &["nosuid", "noexec", "nodev"]),
-        mount(
-            "/dev",
-            "tmpfs",
-            "tmpfs",
-            &["nosuid", "strictatime", "mode=755", "size=65536k"],
-        ),
-        mount(
-            "/dev/pts",
-            "devpts",
-            "devpts",
-            &[
-                "nosuid",
-                "noexec",
-                "newinstance",
-                "ptmxmode=0666",
-                "mode=0620",
-                "gid=5",
-            ],
-        ),
-        mount(
-            "/sys",
-            "sysfs",
-            "sysfs",
-            &[sys_mode, "nosuid", "noexec", "nodev"],
-        ),
-        mount(
-            "/sys/fs/cgroup",
-            "cgroup",
-            "cgroup",
-            &[sys_mode, "nosuid", "noexec", "nodev"],
-        ),
-        mount(
-            "/dev/mqueue",
-            "mqueue",
-            "mqueue",
-            &["nosuid", "noexec", "nodev"],
-        ),
-        mount(
-            "/dev/shm",
-            "tmpfs",
-            "shm",
-            &["nosuid", "noexec", "nodev", "mode=1777", "size=65536k"],
-        ),
-    ];
-    let overridden = |m: &Mount| {
-        config
-            .mounts
-            .iter()
-            .any(|u| Path::new(&u.destination) == m.destination())
-    };
-    let mut out: Vec<Mount> = defaults.into_iter().filter(|m| !overridden(m)).collect();
-    for u in &config.mounts {
-        let mut m = Mount::default();
-        m.set_destination(PathBuf::from(&u.destination));
-        m.set_typ(Some("bind".to_owned()));
-        m.set_source(Some(u.source.clone()));
-        let mode = if u.readonly { "ro" } else { "rw" };
-        m.set_options(Some(vec!["rbind".into(), "rprivate".into(), mode.into()]));
-        out.push(m);
-    }
-    out
+    /// `--device` nodes (their cgroup rules are already in `resources`).
+    pub devices: &'a [HostDevice],
+    /// `--ulimit`s, already checked (see [`rlimits`]).
+    pub rlimits: Vec<PosixRlimit>,
 }
 
 /// Parses `CAP_*` names into a capability set.
@@ -167,20 +110,30 @@ pub fn capability_mask(names: &[String]) -> Result<u64, SpecError> {
         .fold(0, |mask, c| mask | 1u64 << c.to_cap().index()))
 }
 
-fn namespaces(network: &NetworkConfig) -> Vec<LinuxNamespace> {
+fn namespaces(network: &NetworkConfig, modes: &NamespacesConfig) -> Vec<LinuxNamespace> {
     let ns = |typ, path: Option<PathBuf>| {
         let mut n = LinuxNamespace::default();
         n.set_typ(typ);
         n.set_path(path);
         n
     };
-    let mut v = vec![
-        ns(LinuxNamespaceType::Pid, None),
-        ns(LinuxNamespaceType::Mount, None),
-        ns(LinuxNamespaceType::Uts, None),
-        ns(LinuxNamespaceType::Ipc, None),
-        ns(LinuxNamespaceType::Cgroup, None),
-    ];
+    let mut v = Vec::with_capacity(7);
+    for (typ, mode) in [
+        (LinuxNamespaceType::Pid, &modes.pid),
+        (LinuxNamespaceType::Uts, &modes.uts),
+        (LinuxNamespaceType::Ipc, &modes.ipc),
+    ] {
+        match mode {
+            NamespaceMode::Private => v.push(ns(typ, None)),
+            NamespaceMode::Host => {}
+            NamespaceMode::Path { path } => v.push(ns(typ, Some(path.clone()))),
+        }
+    }
+    v.push(ns(LinuxNamespaceType::Mount, None));
+    v.push(ns(LinuxNamespaceType::Cgroup, None));
+    if modes.userns.is_some() {
+        v.push(ns(LinuxNamespaceType::User, None));
+    }
     match network {
         NetworkConfig::None => v.push(ns(LinuxNamespaceType::Network, None)),
         NetworkConfig::Host => {}
@@ -207,12 +160,12 @@ pub fn build(input: SpecInput<'_>) -> Result<Spec, SpecError> {
     process
         .set_terminal(Some(cfg.process.tty))
         .set_user(user)
-        .set_args(Some(cfg.process.args.clone()))
+        .set_args(Some(process_args(cfg)))
         .set_env(Some(input.env))
         .set_cwd(PathBuf::from(&cfg.process.cwd))
         // Applied by the executor (see the module docs).
         .set_capabilities(None)
-        .set_rlimits(None)
+        .set_rlimits((!input.rlimits.is_empty()).then_some(input.rlimits))
         .set_no_new_privileges(cfg.security.no_new_privileges.then_some(true))
         .set_oom_score_adj(None);
     if let (true, Some([rows, cols])) = (cfg.process.tty, cfg.process.console_size) {
@@ -229,26 +182,48 @@ pub fn build(input: SpecInput<'_>) -> Result<Spec, SpecError> {
     root.set_readonly(Some(cfg.rootfs.readonly));
 
     let privileged = cfg.security.privileged;
+    let devices: Vec<_> = input.devices.iter().map(|d| d.device.clone()).collect();
     let mut linux = Linux::default();
     linux
         .set_cgroups_path(Some(PathBuf::from(&cfg.cgroup_path)))
         .set_resources(Some(input.resources))
-        .set_namespaces(Some(namespaces(&cfg.network)))
-        .set_devices(None)
+        .set_namespaces(Some(namespaces(&cfg.network, &cfg.namespaces)))
+        .set_devices((!devices.is_empty()).then_some(devices))
         .set_masked_paths((!privileged).then(|| owned(MASKED_PATHS)))
         .set_readonly_paths((!privileged).then(|| owned(READONLY_PATHS)))
         // Installed by the executor (see the module docs).
         .set_seccomp(None);
+    if let Some(maps) = &cfg.namespaces.userns {
+        linux
+            .set_uid_mappings(Some(id_mappings(&maps.uid)))
+            .set_gid_mappings(Some(id_mappings(&maps.gid)));
+    }
+    // Without a UTS namespace of its own the container has the host's (or the joined)
+    // hostname; libcontainer refuses a hostname it could not set.
+    let hostname = (cfg.namespaces.uts == NamespaceMode::Private).then(|| cfg.hostname.clone());
 
     let mut spec = Spec::default();
     spec.set_version(oci_spec::runtime::VERSION.to_owned())
         .set_root(Some(root))
-        .set_hostname(Some(cfg.hostname.clone()))
-        .set_mounts(Some(mounts(cfg)))
+        .set_hostname(hostname)
+        .set_mounts(Some(mounts(cfg)?))
         .set_process(Some(process))
         .set_annotations(None)
         .set_linux(Some(linux));
     Ok(spec)
+}
+
+fn id_mappings(maps: &[IdMap]) -> Vec<LinuxIdMapping> {
+    maps.iter()
+        .map(|m| {
+            LinuxIdMappingBuilder::default()
+                .container_id(m.container_id)
+                .host_id(m.host_id)
+                .size(m.size)
+                .build()
+                .expect("every LinuxIdMapping field is set")
+        })
+        .collect()
 }
 
 fn owned(v: &[&str]) -> Vec<String> {
@@ -280,6 +255,10 @@ pub(crate) mod tests {
     use arca_api::shim::{
         MountConfig, PROTOCOL_VERSION, ProcessConfig, ResourcesConfig, RootfsConfig, SecurityConfig,
     };
+
+    use std::path::Path;
+
+    use arca_api::shim::INIT_PATH_IN_CONTAINER;
 
     use super::*;
 
@@ -348,6 +327,8 @@ pub(crate) mod tests {
             env: final_env(&cfg.process.env, None),
             rootfs: "/run/b/rootfs".into(),
             resources: LinuxResources::default(),
+            devices: &[],
+            rlimits: Vec::new(),
         })
         .expect("spec")
     }
@@ -434,7 +415,7 @@ pub(crate) mod tests {
     #[test]
     fn namespaces_follow_the_network_mode() {
         let types = |n: &NetworkConfig| -> Vec<(LinuxNamespaceType, Option<PathBuf>)> {
-            namespaces(n)
+            namespaces(n, &NamespacesConfig::default())
                 .into_iter()
                 .map(|ns| (ns.typ(), ns.path().clone()))
                 .collect()
@@ -506,5 +487,128 @@ pub(crate) mod tests {
                 .is_some_and(|s| s.starts_with("1."))
         );
         assert_eq!(v["linux"]["cgroupsPath"], "/arca/c");
+    }
+
+    fn types_of(spec: &Spec) -> Vec<(LinuxNamespaceType, Option<PathBuf>)> {
+        let linux = spec.linux().as_ref().expect("linux");
+        linux
+            .namespaces()
+            .iter()
+            .flatten()
+            .map(|ns| (ns.typ(), ns.path().clone()))
+            .collect()
+    }
+
+    #[test]
+    fn host_namespaces_are_left_out_and_paths_joined() {
+        let mut cfg = config();
+        cfg.namespaces.pid = NamespaceMode::Host;
+        cfg.namespaces.ipc = NamespaceMode::Path {
+            path: "/proc/42/ns/ipc".into(),
+        };
+        cfg.namespaces.uts = NamespaceMode::Host;
+        let spec = build_for(&cfg);
+        let types = types_of(&spec);
+        assert!(!types.iter().any(|(t, _)| *t == LinuxNamespaceType::Pid));
+        assert!(!types.iter().any(|(t, _)| *t == LinuxNamespaceType::Uts));
+        assert!(types.contains(&(LinuxNamespaceType::Ipc, Some("/proc/42/ns/ipc".into()))));
+        assert!(types.contains(&(LinuxNamespaceType::Mount, None)));
+        assert!(!types.iter().any(|(t, _)| *t == LinuxNamespaceType::User));
+        // The host's hostname stays: libcontainer refuses a hostname without a UTS namespace.
+        assert_eq!(spec.hostname(), &None);
+        let private = build_for(&config());
+        assert_eq!(types_of(&private).len(), 6);
+        assert_eq!(private.hostname().as_deref(), Some("box"));
+    }
+
+    #[test]
+    fn userns_adds_the_namespace_and_id_maps() {
+        let mut cfg = config();
+        let map = vec![IdMap {
+            container_id: 0,
+            host_id: 100_000,
+            size: 65_536,
+        }];
+        cfg.namespaces.userns = Some(arca_api::shim::IdMaps {
+            uid: map.clone(),
+            gid: map,
+        });
+        let spec = build_for(&cfg);
+        assert!(types_of(&spec).contains(&(LinuxNamespaceType::User, None)));
+        let v = serde_json::to_value(&spec).expect("json");
+        assert_eq!(v["linux"]["uidMappings"][0]["hostID"], 100_000);
+        assert_eq!(v["linux"]["gidMappings"][0]["size"], 65_536);
+        // Its own network namespace: sysfs can be mounted.
+        assert_eq!(v["mounts"][3]["type"], "sysfs");
+        cfg.network = NetworkConfig::Host;
+        let v = serde_json::to_value(build_for(&cfg)).expect("json");
+        assert_eq!(v["mounts"][3]["type"], "bind");
+        assert_eq!(v["mounts"][3]["source"], "/sys");
+    }
+
+    #[test]
+    fn init_is_bind_mounted_read_only_and_runs_the_command() {
+        let mut cfg = config();
+        cfg.process.args = vec!["sleep".into(), "1".into()];
+        assert_eq!(process_args(&cfg), ["sleep", "1"]);
+        cfg.init = Some("/usr/libexec/arca-init".into());
+        let spec = build_for(&cfg);
+        let init = spec.mounts().iter().flatten().last().expect("init mount");
+        assert_eq!(init.destination(), Path::new(INIT_PATH_IN_CONTAINER));
+        assert_eq!(
+            init.source().as_deref(),
+            Some(Path::new("/usr/libexec/arca-init"))
+        );
+        assert!(init.options().iter().flatten().any(|o| o == "ro"));
+        let args = spec.process().as_ref().and_then(|p| p.args().clone());
+        assert_eq!(
+            args.expect("args"),
+            [INIT_PATH_IN_CONTAINER, "--", "sleep", "1"]
+        );
+    }
+
+    #[test]
+    fn devices_and_rlimits_reach_the_spec() {
+        let cfg = config();
+        let devices = resolve_devices(
+            &[arca_api::shim::DeviceConfig {
+                host_path: "/dev/zero".into(),
+                container_path: "/dev/myzero".into(),
+                permissions: "r".into(),
+            }],
+            false,
+        )
+        .expect("devices");
+        let user = ExecUser {
+            uid: 0,
+            gid: 0,
+            additional_gids: vec![0],
+            home: None,
+        };
+        let (rl, _) = rlimits(
+            &[arca_api::shim::Rlimit {
+                name: "nofile".into(),
+                soft: 100,
+                hard: 200,
+            }],
+            |_| None,
+        )
+        .expect("rlimits");
+        let spec = build(SpecInput {
+            config: &cfg,
+            user: &user,
+            env: Vec::new(),
+            rootfs: "/r".into(),
+            resources: LinuxResources::default(),
+            devices: &devices,
+            rlimits: rl,
+        })
+        .expect("spec");
+        let v = serde_json::to_value(&spec).expect("json");
+        assert_eq!(v["linux"]["devices"][0]["path"], "/dev/myzero");
+        assert_eq!(v["linux"]["devices"][0]["type"], "c");
+        assert_eq!(v["linux"]["devices"][0]["major"], 1);
+        assert_eq!(v["process"]["rlimits"][0]["type"], "RLIMIT_NOFILE");
+        assert_eq!(v["process"]["rlimits"][0]["hard"], 200);
     }
 }

@@ -276,3 +276,226 @@ pub fn own_received_fd(fd: RawFd) -> OwnedFd {
     // else refers to it, so it can have exactly one owner.
     unsafe { OwnedFd::from_raw_fd(fd) }
 }
+
+/// Drops this process's page-table entries for `len` bytes at `addr` (`MADV_DONTNEED`).
+/// Only for private file mappings that were never written: their pages come back from the
+/// page cache on the next touch, unchanged.
+pub fn drop_clean_file_pages(addr: usize, len: usize) -> io::Result<()> {
+    // SAFETY: the caller passes a whole mapping of this process taken from /proc/self/smaps
+    // that is file-backed and has no private (anonymous) pages, so discarding the PTEs loses
+    // nothing: a later access faults the same file content back in.
+    if unsafe { libc::madvise(addr as *mut libc::c_void, len, libc::MADV_DONTNEED) } < 0 {
+        return Err(io::Error::last_os_error());
+    }
+    Ok(())
+}
+
+/// Drops stack pages below the live part of the stack (`MADV_DONTNEED`: they read as zeros
+/// when touched again, which is what an unused stack page may contain).
+pub fn drop_unused_stack(addr: usize, len: usize) -> io::Result<()> {
+    // SAFETY: the caller passes a page-aligned range of this thread's `[stack]` mapping that
+    // lies below its stack pointer (less a margin), where no live frame can be.
+    if unsafe { libc::madvise(addr as *mut libc::c_void, len, libc::MADV_DONTNEED) } < 0 {
+        return Err(io::Error::last_os_error());
+    }
+    Ok(())
+}
+
+/// Returns free heap memory to the kernel (glibc `malloc_trim(0)`).
+pub fn trim_heap() {
+    // SAFETY: malloc_trim only releases free memory of the allocator; no pointer is passed.
+    unsafe {
+        libc::malloc_trim(0);
+    }
+}
+
+/// The calling process's hard limit for kernel resource `resource` (`getrlimit`).
+pub fn hard_rlimit(resource: libc::__rlimit_resource_t) -> io::Result<u64> {
+    let mut lim = libc::rlimit {
+        rlim_cur: 0,
+        rlim_max: 0,
+    };
+    // SAFETY: getrlimit writes one `struct rlimit` to the pointer, valid for the call.
+    if unsafe { libc::getrlimit(resource, &mut lim) } < 0 {
+        return Err(io::Error::last_os_error());
+    }
+    Ok(lim.rlim_max)
+}
+
+/// Whether the calling thread may raise hard resource limits (`CAP_SYS_RESOURCE` effective).
+pub fn may_raise_rlimits() -> bool {
+    const CAP_SYS_RESOURCE: u32 = 24;
+    capget().is_ok_and(|c| c.effective & (1 << CAP_SYS_RESOURCE) != 0)
+}
+
+/// A user namespace with the given `uid_map` and `gid_map` contents (lines of
+/// `inside outside count`), held by the returned descriptor only: the process made to create
+/// it has exited when this returns. For idmapped mounts, which need a namespace before the
+/// container's exists.
+pub fn userns_with_maps(uid_map: &str, gid_map: &str) -> io::Result<OwnedFd> {
+    use nix::unistd::{ForkResult, fork, pipe};
+    let (ready_r, ready_w) = pipe()?;
+    let (hold_r, hold_w) = pipe()?;
+    // SAFETY: the shim is single-threaded, and the child only makes async-signal-safe
+    // calls (unshare, write, close, read, _exit) before it exits.
+    match unsafe { fork() }? {
+        ForkResult::Child => {
+            // SAFETY: plain syscalls on descriptors this process owns; `_exit` skips every
+            // destructor and atexit handler (nothing of the parent's is flushed twice).
+            unsafe {
+                let ok = [u8::from(libc::unshare(libc::CLONE_NEWUSER) == 0)];
+                libc::write(ready_w.as_raw_fd(), ok.as_ptr().cast(), 1);
+                libc::close(hold_w.as_raw_fd());
+                let mut b = [0u8; 1];
+                // Returns once the parent closes its end: the namespace must live until then.
+                libc::read(hold_r.as_raw_fd(), b.as_mut_ptr().cast(), 1);
+                libc::_exit(0)
+            }
+        }
+        ForkResult::Parent { child } => {
+            drop(ready_w);
+            drop(hold_r);
+            let mut ok = [0u8; 1];
+            let unshared =
+                nix::unistd::read(ready_r.as_raw_fd(), &mut ok).map(|n| n == 1 && ok[0] == 1);
+            let result = match unshared {
+                Ok(true) => std::fs::write(format!("/proc/{child}/uid_map"), uid_map)
+                    .and_then(|()| std::fs::write(format!("/proc/{child}/gid_map"), gid_map))
+                    .and_then(|()| File::open(format!("/proc/{child}/ns/user")))
+                    .map(OwnedFd::from),
+                Ok(false) => Err(io::Error::other("unshare(CLONE_NEWUSER) failed")),
+                Err(e) => Err(e.into()),
+            };
+            drop(hold_w);
+            let _ = nix::sys::wait::waitpid(child, None);
+            result
+        }
+    }
+}
+
+/// `struct mount_attr` (linux/mount.h).
+#[repr(C)]
+struct MountAttr {
+    attr_set: u64,
+    attr_clr: u64,
+    propagation: u64,
+    userns_fd: u64,
+}
+
+const OPEN_TREE_CLONE: libc::c_uint = 1;
+const MOUNT_ATTR_IDMAP: u64 = 0x0010_0000;
+const MOVE_MOUNT_F_EMPTY_PATH: libc::c_uint = 4;
+
+fn cpath(p: &std::path::Path) -> io::Result<std::ffi::CString> {
+    use std::os::unix::ffi::OsStrExt;
+    std::ffi::CString::new(p.as_os_str().as_bytes())
+        .map_err(|_| io::Error::from(io::ErrorKind::InvalidInput))
+}
+
+/// Mounts a copy of the directory tree at `source` on `target` with its IDs mapped through
+/// the user namespace `userns` (an idmapped mount: `open_tree`, `mount_setattr`,
+/// `move_mount`; Linux 5.12, and the source filesystem must support it).
+pub fn mount_idmapped(
+    source: &std::path::Path,
+    target: &std::path::Path,
+    userns: &impl AsRawFd,
+) -> io::Result<()> {
+    let (source, target) = (cpath(source)?, cpath(target)?);
+    // SAFETY: open_tree reads the NUL-terminated path for the call and returns a new fd.
+    let fd = unsafe {
+        libc::syscall(
+            libc::SYS_open_tree,
+            libc::AT_FDCWD,
+            source.as_ptr(),
+            OPEN_TREE_CLONE | libc::O_CLOEXEC as libc::c_uint,
+        )
+    };
+    if fd < 0 {
+        return Err(io::Error::last_os_error());
+    }
+    // SAFETY: open_tree returned a new descriptor that nothing else owns.
+    let tree = unsafe { OwnedFd::from_raw_fd(fd as RawFd) };
+    let attr = MountAttr {
+        attr_set: MOUNT_ATTR_IDMAP,
+        attr_clr: 0,
+        propagation: 0,
+        userns_fd: userns.as_raw_fd() as u64,
+    };
+    // SAFETY: mount_setattr reads `attr` (its size is passed) and the empty path.
+    let r = unsafe {
+        libc::syscall(
+            libc::SYS_mount_setattr,
+            tree.as_raw_fd(),
+            c"".as_ptr(),
+            libc::AT_EMPTY_PATH,
+            &attr as *const MountAttr,
+            std::mem::size_of::<MountAttr>(),
+        )
+    };
+    if r < 0 {
+        return Err(io::Error::last_os_error());
+    }
+    // SAFETY: move_mount reads the two NUL-terminated paths for the call.
+    let r = unsafe {
+        libc::syscall(
+            libc::SYS_move_mount,
+            tree.as_raw_fd(),
+            c"".as_ptr(),
+            libc::AT_FDCWD,
+            target.as_ptr(),
+            MOVE_MOUNT_F_EMPTY_PATH,
+        )
+    };
+    if r < 0 {
+        return Err(io::Error::last_os_error());
+    }
+    Ok(())
+}
+
+/// Runs `f` with file-system IDs `uid`/`gid`, so that what it creates is owned by them,
+/// keeping the shim's capabilities (the kernel drops the file-system ones from the effective
+/// set when the fsuid leaves 0; they are raised again from the permitted set).
+pub fn with_fs_ids<T>(uid: u32, gid: u32, f: impl FnOnce() -> T) -> io::Result<T> {
+    use nix::unistd::{Gid, Uid, setfsgid, setfsuid};
+    let caps = capget()?;
+    let (old_gid, old_uid) = (setfsgid(Gid::from_raw(gid)), setfsuid(Uid::from_raw(uid)));
+    let raised = capset(caps);
+    let out = raised.as_ref().ok().map(|()| f());
+    setfsuid(old_uid);
+    setfsgid(old_gid);
+    let restored = capset(caps);
+    raised?;
+    restored?;
+    Ok(out.expect("f ran when the capabilities were raised"))
+}
+
+/// Moves the calling (single-threaded) process into the user namespace `userns` and
+/// becomes `uid`/`gid` with supplementary `gids` there (IDs as the namespace sees them),
+/// keeping its permitted capabilities effective, as libcontainer's own switch of user does.
+/// Needs `CAP_SYS_ADMIN` over the namespace.
+pub fn enter_userns(userns: RawFd, uid: u32, gid: u32, gids: &[u32]) -> io::Result<()> {
+    use nix::unistd::{Gid, Uid, setgroups, setresgid, setresuid};
+    // SAFETY: the caller passes a descriptor that stays open for this call.
+    let ns = unsafe { std::os::fd::BorrowedFd::borrow_raw(userns) };
+    nix::sched::setns(ns, CloneFlags::CLONE_NEWUSER)?;
+    // SAFETY: prctl with integer arguments only.
+    if unsafe { libc::prctl(libc::PR_SET_KEEPCAPS, 1, 0, 0, 0) } < 0 {
+        return Err(io::Error::last_os_error());
+    }
+    let groups: Vec<Gid> = gids.iter().map(|g| Gid::from_raw(*g)).collect();
+    setgroups(&groups)?;
+    let gid = Gid::from_raw(gid);
+    setresgid(gid, gid, gid)?;
+    let uid = Uid::from_raw(uid);
+    setresuid(uid, uid, uid)?;
+    let caps = capget()?;
+    capset(CapSets {
+        effective: caps.permitted,
+        ..caps
+    })?;
+    // SAFETY: prctl with integer arguments only.
+    if unsafe { libc::prctl(libc::PR_SET_KEEPCAPS, 0, 0, 0, 0) } < 0 {
+        return Err(io::Error::last_os_error());
+    }
+    Ok(())
+}

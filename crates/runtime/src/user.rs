@@ -9,6 +9,9 @@
 //!   CVE-2023-25173).
 //!
 //! Lines whose numeric fields do not parse are skipped (runc would read them as 0).
+//!
+//! [`additional_groups`] resolves Docker's `--group-add` as runc's `GetAdditionalGroups`:
+//! a group name or gid listed in `/etc/group`, else a plain number.
 
 /// The identity the container process runs as.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -160,6 +163,38 @@ pub fn resolve(
     Ok(out)
 }
 
+/// Docker's `--group-add` entries as gids: each is a group's name or gid in the container's
+/// `/etc/group` (`None` when the image has none), or any number in range.
+pub fn additional_groups(entries: &[String], group: Option<&str>) -> Result<Vec<u32>, UserError> {
+    let mut out = Vec::with_capacity(entries.len());
+    for entry in entries {
+        let found = group.and_then(|text| {
+            group_entries(text)
+                .find(|g| g.name == entry || g.gid.to_string() == *entry)
+                .map(|g| g.gid)
+        });
+        let gid = match found {
+            Some(gid) => gid,
+            None => parse_id(entry)?.ok_or_else(|| UserError::NoGroup(entry.clone()))?,
+        };
+        if !out.contains(&gid) {
+            out.push(gid);
+        }
+    }
+    Ok(out)
+}
+
+impl ExecUser {
+    /// Adds `gids` to the supplementary groups (once each).
+    pub fn add_groups(&mut self, gids: &[u32]) {
+        for gid in gids {
+            if !self.additional_gids.contains(gid) {
+                self.additional_gids.push(*gid);
+            }
+        }
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -259,5 +294,28 @@ mod tests {
         let u = r("1000").expect("nohome");
         assert_eq!((u.uid, u.gid, u.home), (1000, 1000, None));
         assert!(matches!(r("broken"), Err(UserError::NoUser(_))));
+    }
+
+    #[test]
+    fn group_add_takes_names_gids_and_plain_numbers() {
+        let names = |v: &[&str]| v.iter().map(|s| (*s).to_owned()).collect::<Vec<_>>();
+        assert_eq!(
+            additional_groups(&names(&["staff", "33", "4242", "wheel", "10"]), Some(GROUP)),
+            Ok(vec![50, 33, 4242, 10])
+        );
+        assert_eq!(
+            additional_groups(&names(&["foo"]), Some(GROUP))
+                .expect_err("unknown")
+                .to_string(),
+            "unable to find group foo: no matching entries in group file"
+        );
+        assert_eq!(additional_groups(&names(&["7"]), None), Ok(vec![7]));
+        assert!(matches!(
+            additional_groups(&names(&["4294967296"]), None),
+            Err(UserError::Range(_))
+        ));
+        let mut u = r("www-data").expect("www-data");
+        u.add_groups(&[10, 99]);
+        assert_eq!(u.additional_gids, vec![33, 10, 50, 99]);
     }
 }

@@ -1,6 +1,11 @@
 //! Creating the container: overlay rootfs, user and command resolution inside it, the OCI
 //! bundle, stdio, and libcontainer's `build()`. On success the container's init is a
 //! direct child of the shim, blocked until `start()`.
+//!
+//! `--device` nodes get a cgroup allow rule with their permissions; like the default rules
+//! it is enforced on cgroup v1 hosts only (see [`crate::resources`]). With `--init` the
+//! command is still looked up here (a missing command fails creation with 127, as without
+//! init), but the init binary is what runs, with the original argv.
 
 use std::fs::File;
 use std::io;
@@ -8,7 +13,7 @@ use std::os::fd::AsRawFd;
 use std::os::unix::net::UnixListener;
 use std::path::{Path, PathBuf};
 
-use arca_api::shim::{NetworkConfig, PROTOCOL_VERSION, ShimConfig};
+use arca_api::shim::{INIT_PATH_IN_CONTAINER, NetworkConfig, PROTOCOL_VERSION, ShimConfig};
 use libcgroups::common::{CgroupSetup, DEFAULT_CGROUP_ROOT};
 use libcontainer::container::Container;
 use libcontainer::container::builder::ContainerBuilder;
@@ -23,7 +28,7 @@ use super::executor::{Confinement, ExecveExecutor, NulError};
 use super::stdio::{self, ContainerIo};
 use crate::bpf::BpfError;
 use crate::rootfs::{self, LookupError, RootfsError};
-use crate::spec::{self, SpecError, SpecInput};
+use crate::spec::{self, DeviceError, SpecError, SpecInput};
 use crate::user::{self, UserError};
 use crate::{resources, seccomp, sys};
 
@@ -53,6 +58,14 @@ pub enum CreateError {
     },
     #[error(transparent)]
     Spec(#[from] SpecError),
+    #[error(transparent)]
+    Device(#[from] DeviceError),
+    #[error("init binary {path:?} is not usable")]
+    Init {
+        path: PathBuf,
+        #[source]
+        source: io::Error,
+    },
     #[error("failed to compile the seccomp filter")]
     Seccomp(#[source] BpfError),
     #[error(transparent)]
@@ -154,6 +167,20 @@ pub fn reap_zombies() {
     }
 }
 
+/// The init binary must be an executable file on the host (it is bind-mounted as it is).
+fn check_init(path: &Path) -> Result<(), CreateError> {
+    use std::os::unix::fs::PermissionsExt;
+    let err = |source| CreateError::Init {
+        path: path.to_path_buf(),
+        source,
+    };
+    let meta = std::fs::metadata(path).map_err(err)?;
+    if !meta.is_file() || meta.permissions().mode() & 0o111 == 0 {
+        return Err(err(io::Error::from_raw_os_error(libc::EACCES)));
+    }
+    Ok(())
+}
+
 /// Creates the container described by `cfg`. Everything it sets up is recorded in `undo`
 /// (or torn down here) when it fails.
 pub fn create(cfg: &ShimConfig, diag: &Diag, undo: &mut Undo) -> Result<Created, CreateError> {
@@ -164,7 +191,7 @@ pub fn create(cfg: &ShimConfig, diag: &Diag, undo: &mut Undo) -> Result<Created,
         return Err(CreateError::NoCommand);
     };
     let rootfs = cfg.bundle.join("rootfs");
-    rootfs::mount_overlay(&cfg.rootfs, &rootfs)?;
+    rootfs::mount_overlay(&cfg.rootfs, &rootfs, cfg.namespaces.userns.as_ref())?;
     undo.rootfs = Some(rootfs.clone());
 
     let read = |path: &'static str| {
@@ -173,7 +200,11 @@ pub fn create(cfg: &ShimConfig, diag: &Diag, undo: &mut Undo) -> Result<Created,
     };
     let passwd = read("/etc/passwd")?;
     let group = read("/etc/group")?;
-    let user = user::resolve(&cfg.process.user, passwd.as_deref(), group.as_deref())?;
+    let mut user = user::resolve(&cfg.process.user, passwd.as_deref(), group.as_deref())?;
+    user.add_groups(&user::additional_groups(
+        &cfg.process.group_add,
+        group.as_deref(),
+    )?);
     let env = spec::final_env(&cfg.process.env, user.home.as_deref());
     let cwd = if cfg.process.cwd.starts_with('/') {
         cfg.process.cwd.clone()
@@ -181,7 +212,13 @@ pub fn create(cfg: &ShimConfig, diag: &Diag, undo: &mut Undo) -> Result<Created,
         format!("/{}", cfg.process.cwd)
     };
     let exe = rootfs::lookup_executable(&rootfs, cmd, spec::env_value(&env, "PATH"), &cwd)?;
-    rootfs::mkdir_all_in_root(&rootfs, &cwd).map_err(|source| CreateError::Workdir {
+    let mkdir = || rootfs::mkdir_all_in_root(&rootfs, &cwd);
+    // With --userns, owned by the container's root as Docker makes it, not by the host's.
+    let made = match cfg.namespaces.userns.as_ref().and_then(rootfs::mapped_root) {
+        Some((uid, gid)) => sys::with_fs_ids(uid, gid, mkdir).and_then(|r| r),
+        None => mkdir(),
+    };
+    made.map_err(|source| CreateError::Workdir {
         cwd: cwd.clone(),
         source,
     })?;
@@ -190,9 +227,28 @@ pub fn create(cfg: &ShimConfig, diag: &Diag, undo: &mut Undo) -> Result<Created,
     let swap = cgroup_setup
         .as_ref()
         .is_some_and(|s| resources::swap_accounting_available(Path::new(DEFAULT_CGROUP_ROOT), s));
-    let translated = resources::translate(&cfg.resources, swap, cfg.security.privileged);
-    for w in &translated.warnings {
+    let devices = spec::resolve_devices(&cfg.devices, cfg.namespaces.userns.is_some())?;
+    let mut translated = resources::translate(&cfg.resources, swap, cfg.security.privileged);
+    if !devices.is_empty() {
+        let mut rules = translated.resources.devices().clone().unwrap_or_default();
+        rules.extend(
+            devices
+                .iter()
+                .map(|d| resources::allow_device(&d.device, &d.access)),
+        );
+        translated.resources.set_devices(Some(rules));
+    }
+    let may_raise = sys::may_raise_rlimits();
+    let (rlimits, rlimit_warnings) = spec::rlimits(&cfg.process.rlimits, |resource| {
+        (!may_raise)
+            .then(|| sys::hard_rlimit(resource).ok())
+            .flatten()
+    })?;
+    for w in translated.warnings.iter().chain(&rlimit_warnings) {
         diag.warn(w);
+    }
+    if let Some(init) = &cfg.init {
+        check_init(init)?;
     }
     // Built here, in the shim: the container's init gets a copy when libcontainer clones.
     let confinement = Confinement {
@@ -204,7 +260,12 @@ pub fn create(cfg: &ShimConfig, diag: &Diag, undo: &mut Undo) -> Result<Created,
             .map_err(CreateError::Seccomp)?,
         capabilities: spec::capability_mask(&cfg.security.capabilities)?,
     };
-    let executor = ExecveExecutor::new(&exe, &cfg.process.args, &env, confinement.clone())?;
+    let exe = if cfg.init.is_some() {
+        INIT_PATH_IN_CONTAINER.to_owned()
+    } else {
+        exe
+    };
+    let executor = ExecveExecutor::new(&exe, &spec::process_args(cfg), &env, confinement.clone())?;
     let mut process_cfg = cfg.clone();
     process_cfg.process.cwd = cwd;
     let spec = spec::build(SpecInput {
@@ -213,6 +274,8 @@ pub fn create(cfg: &ShimConfig, diag: &Diag, undo: &mut Undo) -> Result<Created,
         env,
         rootfs: rootfs.clone(),
         resources: translated.resources,
+        devices: &devices,
+        rlimits,
     })?;
     let spec_path = cfg.bundle.join("config.json");
     let json = serde_json::to_vec(&spec).map_err(|e| CreateError::WriteSpec {

@@ -14,6 +14,10 @@
 //! executor ([`super::executor`]) installs the filter, then drops to the container's
 //! capabilities (every capability the shim holds when `privileged`).
 //!
+//! As Docker's execs (which start from the container's process spec), an exec gets the
+//! container's `--group-add` groups (whatever its user) and `--ulimit`s, plus any groups
+//! and limits of its own request.
+//!
 //! The exec process is a direct child of the shim (libcontainer clones it with
 //! `CLONE_PARENT` from an intermediate process, which `build()` reaps); the monitor reaps
 //! it. libcontainer leaves a notify socket (and, with a TTY, a console symlink) in the
@@ -25,17 +29,17 @@ use std::io;
 use std::path::{Path, PathBuf};
 use std::time::{Instant, SystemTime};
 
-use arca_api::shim::{ExitStatus, ProcessConfig, ShimConfig};
+use arca_api::shim::{ExitStatus, IdMaps, ProcessConfig, ShimConfig};
 use libcontainer::container::builder::ContainerBuilder;
 use libcontainer::error::LibcontainerError;
 use libcontainer::syscall::syscall::SyscallType;
 use nix::unistd::Pid;
-use oci_spec::runtime::{Process, User};
+use oci_spec::runtime::{PosixRlimit, Process, User};
 
-use super::executor::{Confinement, ExecveExecutor, NulError};
+use super::executor::{Confinement, ExecveExecutor, NulError, UsernsEntry};
 use super::stdio::{self, ProcessIo};
 use crate::rootfs::{self, LookupError};
-use crate::spec;
+use crate::spec::{self, SpecError};
 use crate::user::{self, UserError};
 
 /// Prefix of the files libcontainer's tenant builder leaves in the container's state
@@ -88,6 +92,12 @@ pub enum ExecError {
     #[error(transparent)]
     Lookup(#[from] LookupError),
     #[error(transparent)]
+    Rlimit(#[from] SpecError),
+    #[error("{what} {id} is not mapped in the container's user namespace")]
+    Unmapped { what: &'static str, id: u32 },
+    #[error("failed to open the container's user namespace")]
+    UserNamespace(#[source] io::Error),
+    #[error(transparent)]
     Nul(#[from] NulError),
     #[error("failed to write the exec's process spec")]
     WriteProcess(#[source] io::Error),
@@ -129,7 +139,16 @@ pub fn spawn(
     } else {
         &process.user
     };
-    let user = user::resolve(user_spec, passwd.as_deref(), group.as_deref())?;
+    let mut user = user::resolve(user_spec, passwd.as_deref(), group.as_deref())?;
+    let group_add: Vec<String> = cfg
+        .process
+        .group_add
+        .iter()
+        .chain(&process.group_add)
+        .cloned()
+        .collect();
+    user.add_groups(&user::additional_groups(&group_add, group.as_deref())?);
+    let rlimits = exec_rlimits(cfg, process)?;
     let env = spec::final_env(&process.env, user.home.as_deref());
     let cwd = absolute(if process.cwd.is_empty() {
         &cfg.process.cwd
@@ -147,10 +166,24 @@ pub fn spawn(
             target.confinement.capabilities
         },
     };
-    let executor = ExecveExecutor::new(&exe, &process.args, &env, confinement)?;
+    let mut executor = ExecveExecutor::new(&exe, &process.args, &env, confinement)?;
+    // Kept open until the exec is created (see `executor`).
+    let mut _userns_fd = None;
+    if let Some(maps) = &cfg.namespaces.userns {
+        let fd = std::fs::File::open(format!("/proc/{}/ns/user", target.init_pid))
+            .map_err(ExecError::UserNamespace)?;
+        executor = executor.with_userns(UsernsEntry {
+            fd: std::os::fd::AsRawFd::as_raw_fd(&fd),
+            uid: user.uid,
+            gid: user.gid,
+            additional_gids: user.additional_gids.clone(),
+        });
+        _userns_fd = Some(fd);
+        user = host_user(&user, maps)?;
+    }
 
     let process_path = cfg.bundle.join("exec-process.json");
-    let spec = process_spec(cfg, process, &user, env, cwd);
+    let spec = process_spec(cfg, process, &user, env, cwd, rlimits);
     let json = serde_json::to_vec(&spec).map_err(|e| ExecError::WriteProcess(e.into()))?;
     std::fs::write(&process_path, json).map_err(ExecError::WriteProcess)?;
 
@@ -243,14 +276,53 @@ fn check_workdir(root: &Path, cwd: &str) -> Result<(), ExecError> {
     }
 }
 
-/// The tenant's process spec. As for the init (see [`crate::spec`]): no capabilities and no
-/// rlimits (the executor confines the process), `noNewPrivileges` only when true.
+/// `user` as host IDs under `maps`: what libcontainer switches to before the executor enters
+/// the container's user namespace. Without supplementary groups: libcontainer would check
+/// host gids against the container's side of the maps (the executor sets them).
+fn host_user(user: &user::ExecUser, maps: &IdMaps) -> Result<user::ExecUser, ExecError> {
+    let map = |maps: &[arca_api::shim::IdMap], id, what| {
+        rootfs::host_id(maps, id).ok_or(ExecError::Unmapped { what, id })
+    };
+    for gid in &user.additional_gids {
+        map(&maps.gid, *gid, "gid")?;
+    }
+    Ok(user::ExecUser {
+        uid: map(&maps.uid, user.uid, "uid")?,
+        gid: map(&maps.gid, user.gid, "gid")?,
+        additional_gids: Vec::new(),
+        home: user.home.clone(),
+    })
+}
+
+/// The container's `--ulimit`s, overridden by the exec's own; clamped as for the container
+/// (see [`spec::rlimits`]), whose warnings were logged when it was created.
+fn exec_rlimits(cfg: &ShimConfig, process: &ProcessConfig) -> Result<Vec<PosixRlimit>, SpecError> {
+    let all: Vec<_> = cfg
+        .process
+        .rlimits
+        .iter()
+        .chain(&process.rlimits)
+        .cloned()
+        .collect();
+    let may_raise = crate::sys::may_raise_rlimits();
+    let (rlimits, _warnings) = spec::rlimits(&all, |resource| {
+        (!may_raise)
+            .then(|| crate::sys::hard_rlimit(resource).ok())
+            .flatten()
+    })?;
+    Ok(rlimits)
+}
+
+/// The tenant's process spec. As for the init (see [`crate::spec`]): no capabilities (the
+/// executor confines the process), `noNewPrivileges` only when true, only the configured
+/// rlimits.
 fn process_spec(
     cfg: &ShimConfig,
     process: &ProcessConfig,
     user: &user::ExecUser,
     env: Vec<String>,
     cwd: String,
+    rlimits: Vec<PosixRlimit>,
 ) -> Process {
     let mut u = User::default();
     u.set_uid(user.uid);
@@ -266,7 +338,7 @@ fn process_spec(
         .set_env(Some(env))
         .set_cwd(PathBuf::from(cwd))
         .set_capabilities(None)
-        .set_rlimits(None)
+        .set_rlimits((!rlimits.is_empty()).then_some(rlimits))
         .set_no_new_privileges(cfg.security.no_new_privileges.then_some(true))
         .set_oom_score_adj(None);
     p
@@ -305,7 +377,14 @@ mod tests {
             additional_gids: vec![65534],
             home: None,
         };
-        let p = process_spec(&cfg, &process, &user, vec!["A=1".into()], "/w".into());
+        let p = process_spec(
+            &cfg,
+            &process,
+            &user,
+            vec!["A=1".into()],
+            "/w".into(),
+            Vec::new(),
+        );
         assert!(p.capabilities().is_none());
         assert!(p.rlimits().is_none());
         assert_eq!(p.no_new_privileges(), None);
@@ -314,8 +393,28 @@ mod tests {
         assert_eq!(p.user().umask(), Some(0o022));
         assert_eq!(p.env().as_deref(), Some(&["A=1".to_owned()][..]));
         cfg.security.no_new_privileges = true;
-        let p = process_spec(&cfg, &process, &user, Vec::new(), "/".into());
+        let p = process_spec(&cfg, &process, &user, Vec::new(), "/".into(), Vec::new());
         assert_eq!(p.no_new_privileges(), Some(true));
+    }
+
+    #[test]
+    fn execs_inherit_the_containers_ulimits_and_may_override_them() {
+        let mut cfg = config();
+        let lim = |name: &str, n| arca_api::shim::Rlimit {
+            name: name.into(),
+            soft: n,
+            hard: n,
+        };
+        cfg.process.rlimits = vec![lim("nofile", 100), lim("core", 0)];
+        let mut process = cfg.process.clone();
+        process.rlimits = vec![lim("nofile", 50)];
+        let r = exec_rlimits(&cfg, &process).expect("rlimits");
+        let v = serde_json::to_value(&r).expect("json");
+        assert_eq!(v[0]["type"], "RLIMIT_CORE");
+        assert_eq!(v[1]["type"], "RLIMIT_NOFILE");
+        assert_eq!(v[1]["soft"], 50);
+        process.rlimits.clear();
+        assert!(exec_rlimits(&config(), &process).expect("none").is_empty());
     }
 
     #[test]

@@ -17,6 +17,11 @@
 //! allow-list whatever the capabilities. After `execve` the kernel's rules give Docker's
 //! result: root gets the bounding set (the configured capabilities), any other user none,
 //! unless file capabilities or setuid say otherwise.
+//!
+//! An exec into a container with its own user namespace first enters that namespace here
+//! ([`UsernsEntry`]): libcontainer 0.7's tenant builder joins every namespace of the
+//! container but the user namespace. Until then it runs as the *host* IDs the container
+//! user maps to (what the shim put in its process spec), never as host root.
 
 use std::ffi::CString;
 use std::io;
@@ -86,12 +91,23 @@ impl Confinement {
     }
 }
 
+/// The container's user namespace, for an exec to enter, and who to be in it.
+#[derive(Clone, Debug)]
+pub struct UsernsEntry {
+    /// An open `/proc/<init>/ns/user`, kept open by the shim until the exec is created.
+    pub fd: std::os::fd::RawFd,
+    pub uid: u32,
+    pub gid: u32,
+    pub additional_gids: Vec<u32>,
+}
+
 #[derive(Clone)]
 pub struct ExecveExecutor {
     path: CString,
     argv: Vec<CString>,
     envp: Vec<CString>,
     confinement: Confinement,
+    userns: Option<UsernsEntry>,
 }
 
 #[derive(Debug, thiserror::Error)]
@@ -120,7 +136,14 @@ impl ExecveExecutor {
             argv: cstrings(args, "an argument")?,
             envp: cstrings(env, "an environment variable")?,
             confinement,
+            userns: None,
         })
+    }
+
+    /// Enter `userns` before confining the process (execs into a `--userns` container).
+    pub fn with_userns(mut self, userns: UsernsEntry) -> Self {
+        self.userns = Some(userns);
+        self
     }
 }
 
@@ -152,6 +175,13 @@ impl Executor for ExecveExecutor {
     ) -> Result<(), ExecutorSetEnvsError> {
         // execve gets the environment explicitly; this is the hook to confine the init in
         // (see the module docs).
+        if let Some(u) = &self.userns {
+            sys::enter_userns(u.fd, u.uid, u.gid, &u.additional_gids).map_err(|e| {
+                ExecutorSetEnvsError::Other(format!(
+                    "failed to enter the container's user namespace: {e}"
+                ))
+            })?;
+        }
         self.confinement
             .apply()
             .map_err(|e| ExecutorSetEnvsError::Other(super::diag::chain(&e)))

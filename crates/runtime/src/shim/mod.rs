@@ -17,6 +17,7 @@ mod exec;
 mod executor;
 mod monitor;
 mod stdio;
+mod trim;
 
 use std::fs::File;
 use std::io::{Read, Write};
@@ -106,6 +107,10 @@ fn run() -> i32 {
         exit_code: None,
     });
     redirect_stdio(&Diag::open(&cfg.shim_log), true);
+    // The shim now lives as long as the container: give back what creating it took.
+    if let Err(e) = trim::release_startup_memory() {
+        Diag::open(&cfg.shim_log).warn(format_args!("could not trim memory: {e}"));
+    }
     monitor.run();
     0
 }

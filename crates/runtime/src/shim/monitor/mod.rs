@@ -59,6 +59,9 @@ use crate::{resources, rootfs, sys};
 const DRAIN_LIMIT: Duration = Duration::from_secs(2);
 /// How long slow clients get to take their last bytes before the shim exits.
 const FLUSH_LIMIT: Duration = Duration::from_secs(5);
+/// Quiet time after the last client connected before the shim trims its memory (see
+/// [`crate::shim::trim`]): handling a request runs code that the idle loop does not need.
+const TRIM_DELAY: Duration = Duration::from_millis(200);
 /// Stop reading an exec's output while its client has this much waiting.
 const EXEC_OUTPUT_HIGH_WATER: usize = 1 << 20;
 
@@ -105,6 +108,8 @@ pub struct Monitor {
     read_buf: Vec<u8>,
     /// Keeps the detached overlay alive until the shim exits (see [`rootfs::detach`]).
     rootfs_pin: Option<File>,
+    /// When to give back memory that handling requests touched ([`TRIM_DELAY`]).
+    trim_at: Option<Instant>,
 }
 
 #[derive(Debug, thiserror::Error)]
@@ -187,6 +192,7 @@ impl Monitor {
             status: None,
             read_buf: vec![0; 64 << 10],
             rootfs_pin: None,
+            trim_at: None,
         })
     }
 
@@ -208,6 +214,12 @@ impl Monitor {
             }
             if self.status.is_some() && (self.clients.is_empty() || self.past_deadline()) {
                 break;
+            }
+            if self.trim_at.is_some_and(|t| Instant::now() >= t) {
+                self.trim_at = None;
+                if let Err(e) = crate::shim::trim::release_startup_memory() {
+                    self.diag.warn(format_args!("could not trim memory: {e}"));
+                }
             }
             if let Err(e) = self.poll_once() {
                 self.diag.error(format_args!("poll failed: {e}"));
@@ -235,6 +247,7 @@ impl Monitor {
             .filter(|e| e.active())
             .filter_map(|e| e.deadline)
             .chain(self.deadline)
+            .chain(self.trim_at)
             .min()
     }
 
@@ -337,7 +350,10 @@ impl Monitor {
         loop {
             match listener.accept() {
                 Ok((stream, _)) => match Client::new(stream) {
-                    Ok(c) => self.clients.push(c),
+                    Ok(c) => {
+                        self.clients.push(c);
+                        self.trim_at = Some(Instant::now() + TRIM_DELAY);
+                    }
                     Err(e) => self.diag.warn(format_args!("client setup failed: {e}")),
                 },
                 Err(e) if e.kind() == io::ErrorKind::WouldBlock => break,
