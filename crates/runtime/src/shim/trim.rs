@@ -207,8 +207,14 @@ Anonymous:             0 kB
         let (start, end) = unused_stack(&smaps, 0x7ffd220f0123).expect("some");
         assert_eq!(start, 0x7ffd22000000);
         assert_eq!(end, (0x7ffd220f0123 - STACK_MARGIN) & !(PAGE - 1));
-        assert!(unused_stack(&smaps, 0x7ffd22000100).is_none(), "nothing below the margin");
-        assert!(unused_stack(&smaps, 0x1000).is_none(), "sp outside the stack");
+        assert!(
+            unused_stack(&smaps, 0x7ffd22000100).is_none(),
+            "nothing below the margin"
+        );
+        assert!(
+            unused_stack(&smaps, 0x1000).is_none(),
+            "sp outside the stack"
+        );
     }
 
     #[test]
