@@ -1,5 +1,7 @@
-//! Docker's resource flags translated to OCI `linux.resources`, plus the few host probes
-//! the translation needs (swap accounting) and the OOM-kill counter read at exit.
+//! Docker's resource flags translated to OCI `linux.resources`, at create
+//! ([`translate`]) and for `docker update` ([`translate_update`]), plus the few host probes
+//! they need (swap accounting, the memory limit and working set of a running container)
+//! and the OOM-kill counter read at exit.
 //!
 //! The translation is pure: libcgroups applies it with its v1 manager on legacy and hybrid
 //! hosts and its v2 manager on unified ones. Limits:
@@ -189,6 +191,128 @@ pub fn oom_killed(root: &Path, setup: &CgroupSetup, cgroup_path: &str) -> bool {
         .is_some_and(|n| n > 0)
 }
 
+/// Why an update's limits cannot be translated.
+#[derive(Debug, thiserror::Error)]
+pub enum UpdateError {
+    #[error("a memory-swap limit needs a memory limit")]
+    SwapWithoutMemory,
+    #[error(
+        "memory+swap limit {} must not be below the memory limit {}",
+        human_bytes(*.swap as u64),
+        human_bytes(*.memory as u64)
+    )]
+    SwapBelowMemory { swap: i64, memory: i64 },
+}
+
+/// Translates a running container's update (`docker update`): only the limits that are
+/// `Some` are written, and no device rules (the container keeps its own). The memory and
+/// swap rules are [`translate`]'s (memory without swap → twice as much swap), and also: a
+/// negative memory removes the memory (and swap) limit, a pids limit of 0 or less removes
+/// the pids limit (Docker's `--pids-limit -1`), and a swap limit alone applies on top of
+/// `current_memory`, the memory limit in force (`None`: unlimited).
+pub fn translate_update(
+    res: &ResourcesConfig,
+    swap_accounting: bool,
+    current_memory: Option<i64>,
+) -> Result<Translated, UpdateError> {
+    let mut res = res.clone();
+    if res.memory.is_none_or(|m| m == 0) && res.memory_swap.is_some_and(|s| s != 0) {
+        res.memory = Some(current_memory.ok_or(UpdateError::SwapWithoutMemory)?);
+    }
+    if let (Some(memory), Some(swap)) = (res.memory, res.memory_swap)
+        && memory > 0
+        && swap > 0
+        && swap < memory
+    {
+        return Err(UpdateError::SwapBelowMemory { swap, memory });
+    }
+    let mut t = translate(&res, swap_accounting, false);
+    t.resources.set_devices(None);
+    if res.memory.is_some_and(|m| m < 0) {
+        let mut memory = LinuxMemory::default();
+        memory.set_limit(Some(-1));
+        memory.set_swap(swap_accounting.then_some(-1));
+        t.resources.set_memory(Some(memory));
+    }
+    if res.pids_limit.is_some_and(|p| p <= 0) {
+        let mut pids = LinuxPids::default();
+        pids.set_limit(-1);
+        t.resources.set_pids(Some(pids));
+    }
+    Ok(t)
+}
+
+/// A memory controller file of `cgroup_path`: `v1` in the v1 memory hierarchy on legacy
+/// and hybrid hosts, `v2` in the unified tree.
+fn memory_file(root: &Path, setup: &CgroupSetup, cgroup_path: &str, v1: &str, v2: &str) -> PathBuf {
+    let rel = cgroup_path.trim_start_matches('/');
+    match setup {
+        CgroupSetup::Legacy | CgroupSetup::Hybrid => root.join("memory").join(rel).join(v1),
+        CgroupSetup::Unified => root.join(rel).join(v2),
+    }
+}
+
+/// The memory the container uses that the kernel cannot simply drop: usage minus inactive
+/// file cache (the figure `docker stats` shows). `None` if it cannot be read.
+pub fn memory_working_set(root: &Path, setup: &CgroupSetup, cgroup_path: &str) -> Option<u64> {
+    let read = |v1, v2| std::fs::read_to_string(memory_file(root, setup, cgroup_path, v1, v2));
+    let usage: u64 = read("memory.usage_in_bytes", "memory.current")
+        .ok()?
+        .trim()
+        .parse()
+        .ok()?;
+    let key = match setup {
+        CgroupSetup::Unified => "inactive_file ",
+        CgroupSetup::Legacy | CgroupSetup::Hybrid => "total_inactive_file ",
+    };
+    let inactive = read("memory.stat", "memory.stat")
+        .ok()
+        .and_then(|t| {
+            t.lines()
+                .find_map(|l| l.strip_prefix(key))
+                .and_then(|n| n.trim().parse::<u64>().ok())
+        })
+        .unwrap_or(0);
+    Some(usage.saturating_sub(inactive))
+}
+
+/// The memory limit in force, in bytes; `None` when unlimited or unreadable.
+pub fn memory_limit(root: &Path, setup: &CgroupSetup, cgroup_path: &str) -> Option<i64> {
+    let path = memory_file(
+        root,
+        setup,
+        cgroup_path,
+        "memory.limit_in_bytes",
+        "memory.max",
+    );
+    let text = std::fs::read_to_string(path).ok()?;
+    // v1 shows "unlimited" as the page counter's maximum (about 2^63), v2 as "max".
+    text.trim().parse::<i64>().ok().filter(|v| *v < 1 << 62)
+}
+
+/// Bytes in binary units with up to four significant digits, as Docker prints sizes
+/// (`4MiB`, `9.5MiB`, `1.2GiB`).
+pub fn human_bytes(n: u64) -> String {
+    const UNITS: [&str; 7] = ["B", "KiB", "MiB", "GiB", "TiB", "PiB", "EiB"];
+    let mut value = n as f64;
+    let mut unit = 0;
+    while value >= 1024.0 && unit + 1 < UNITS.len() {
+        value /= 1024.0;
+        unit += 1;
+    }
+    let int_digits = match value {
+        v if v >= 1000.0 => 4,
+        v if v >= 100.0 => 3,
+        v if v >= 10.0 => 2,
+        _ => 1,
+    };
+    let mut s = format!("{value:.*}", 4 - int_digits);
+    if s.contains('.') {
+        s.truncate(s.trim_end_matches('0').trim_end_matches('.').len());
+    }
+    format!("{s}{}", UNITS[unit])
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -324,5 +448,100 @@ mod tests {
         .expect("write");
         assert!(!oom_killed(t.path(), &CgroupSetup::Unified, "/arca/c2"));
         assert!(!oom_killed(t.path(), &CgroupSetup::Unified, "/missing"));
+    }
+
+    #[test]
+    fn update_writes_only_the_given_limits_and_no_device_rules() {
+        let r = ResourcesConfig {
+            pids_limit: Some(50),
+            ..Default::default()
+        };
+        let t = translate_update(&r, true, None).expect("translate");
+        assert!(t.resources.devices().is_none());
+        assert!(t.resources.memory().is_none() && t.resources.cpu().is_none());
+        assert_eq!(t.resources.pids().map(|p| p.limit()), Some(50));
+    }
+
+    #[test]
+    fn update_memory_follows_the_create_swap_rule() {
+        let t = translate_update(&res(Some(32 << 20), None), true, Some(8 << 20)).expect("t");
+        assert_eq!(memory(&t), (Some(32 << 20), Some(64 << 20)));
+        let t = translate_update(&res(Some(32 << 20), None), false, None).expect("t");
+        assert_eq!(memory(&t), (Some(32 << 20), None));
+    }
+
+    #[test]
+    fn update_swap_alone_applies_to_the_current_memory_limit() {
+        let t = translate_update(&res(None, Some(96 << 20)), true, Some(64 << 20)).expect("t");
+        assert_eq!(memory(&t), (Some(64 << 20), Some(96 << 20)));
+        assert!(matches!(
+            translate_update(&res(None, Some(96 << 20)), true, None),
+            Err(UpdateError::SwapWithoutMemory)
+        ));
+        let e = translate_update(&res(Some(64 << 20), Some(32 << 20)), true, None)
+            .expect_err("swap below memory");
+        assert_eq!(
+            e.to_string(),
+            "memory+swap limit 32MiB must not be below the memory limit 64MiB"
+        );
+    }
+
+    #[test]
+    fn update_removes_limits_on_negative_values() {
+        let r = ResourcesConfig {
+            memory: Some(-1),
+            pids_limit: Some(-1),
+            ..Default::default()
+        };
+        let t = translate_update(&r, true, Some(1 << 20)).expect("translate");
+        assert_eq!(memory(&t), (Some(-1), Some(-1)));
+        assert_eq!(t.resources.pids().map(|p| p.limit()), Some(-1));
+    }
+
+    #[test]
+    fn memory_probes_read_v1_and_v2_files() {
+        let t = tempfile::tempdir().expect("tempdir");
+        let v1 = t.path().join("memory/arca/c1");
+        std::fs::create_dir_all(&v1).expect("mkdir");
+        std::fs::write(v1.join("memory.usage_in_bytes"), "10485760\n").expect("w");
+        std::fs::write(
+            v1.join("memory.stat"),
+            "cache 4096\ninactive_file 1\ntotal_inactive_file 1048576\n",
+        )
+        .expect("w");
+        std::fs::write(v1.join("memory.limit_in_bytes"), "9223372036854771712\n").expect("w");
+        let hybrid = CgroupSetup::Hybrid;
+        assert_eq!(
+            memory_working_set(t.path(), &hybrid, "/arca/c1"),
+            Some(9 << 20)
+        );
+        assert_eq!(memory_limit(t.path(), &hybrid, "/arca/c1"), None);
+        std::fs::write(v1.join("memory.limit_in_bytes"), "4194304\n").expect("w");
+        assert_eq!(memory_limit(t.path(), &hybrid, "/arca/c1"), Some(4 << 20));
+
+        let v2 = t.path().join("arca/c2");
+        std::fs::create_dir_all(&v2).expect("mkdir");
+        std::fs::write(v2.join("memory.current"), "3145728\n").expect("w");
+        std::fs::write(v2.join("memory.stat"), "anon 1\ninactive_file 1048576\n").expect("w");
+        std::fs::write(v2.join("memory.max"), "max\n").expect("w");
+        let unified = CgroupSetup::Unified;
+        assert_eq!(
+            memory_working_set(t.path(), &unified, "/arca/c2"),
+            Some(2 << 20)
+        );
+        assert_eq!(memory_limit(t.path(), &unified, "/arca/c2"), None);
+        std::fs::write(v2.join("memory.max"), "8388608\n").expect("w");
+        assert_eq!(memory_limit(t.path(), &unified, "/arca/c2"), Some(8 << 20));
+        assert_eq!(memory_working_set(t.path(), &unified, "/missing"), None);
+    }
+
+    #[test]
+    fn sizes_print_like_docker() {
+        assert_eq!(human_bytes(4 << 20), "4MiB");
+        assert_eq!(human_bytes(9 << 20 | 512 << 10), "9.5MiB");
+        assert_eq!(human_bytes(512), "512B");
+        assert_eq!(human_bytes(1536), "1.5KiB");
+        assert_eq!(human_bytes((1 << 30) + (1 << 28)), "1.25GiB");
+        assert_eq!(human_bytes(1023 * 1024 + 1000), "1024KiB");
     }
 }

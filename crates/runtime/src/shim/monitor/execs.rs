@@ -30,6 +30,10 @@ impl Monitor {
         if !self.started || self.reaped.is_some() || self.status.is_some() {
             return Err("container is not running".into());
         }
+        if self.paused {
+            // Joining a frozen cgroup would block the shim until the container is resumed.
+            return Err("container is paused".into());
+        }
         if self.find_exec(&exec_id).is_some() {
             return Err(format!("exec {exec_id} already exists"));
         }

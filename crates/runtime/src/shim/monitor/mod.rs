@@ -41,6 +41,7 @@ use nix::sys::signalfd::{SfdFlags, SignalFd};
 use nix::sys::wait::{WaitPidFlag, WaitStatus, waitpid};
 use nix::unistd::Pid;
 
+mod control;
 mod execs;
 mod requests;
 
@@ -108,6 +109,10 @@ pub struct Monitor {
     read_buf: Vec<u8>,
     /// Keeps the detached overlay alive until the shim exits (see [`rootfs::detach`]).
     rootfs_pin: Option<File>,
+    /// The container's cgroup is frozen (see [`control`]).
+    paused: bool,
+    /// The container's cgroup manager, opened on the first pause or update.
+    cgroup: Option<libcgroups::common::AnyCgroupManager>,
     /// When to give back memory that handling requests touched ([`TRIM_DELAY`]).
     trim_at: Option<Instant>,
 }
@@ -192,6 +197,8 @@ impl Monitor {
             status: None,
             read_buf: vec![0; 64 << 10],
             rootfs_pin: None,
+            paused: false,
+            cgroup: None,
             trim_at: None,
         })
     }
@@ -546,6 +553,7 @@ impl Monitor {
     /// After the replies: removes the socket, then deletes the container's cgroup and, last,
     /// its runtime state directory (see the module docs). Existing connections stay open.
     fn cleanup(&mut self) {
+        self.thaw_for_delete();
         self.listener = None;
         let _ = std::fs::remove_file(&self.cfg.socket);
         if let Some(mut c) = self.container.take()

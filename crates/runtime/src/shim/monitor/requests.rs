@@ -6,7 +6,6 @@ use super::Monitor;
 use crate::shim::client::Role;
 use crate::shim::diag::chain;
 use crate::shim::stdio::ProcessIo;
-use crate::sys;
 
 impl Monitor {
     /// Answers a client's request line (or sets it up to be answered later).
@@ -35,18 +34,10 @@ impl Monitor {
                 c.flush();
                 return;
             }
-            Ok(Request::Kill { .. }) if exited => Reply::Error {
-                message: "container is not running".into(),
-            },
-            Ok(Request::Kill { signal }) if !(1..=64).contains(&signal) => Reply::Error {
-                message: format!("invalid signal {signal}"),
-            },
-            Ok(Request::Kill { signal }) => match sys::kill(self.init_pid.as_raw(), signal) {
-                Ok(()) => Reply::Ok { pid },
-                Err(e) => Reply::Error {
-                    message: format!("failed to signal the container: {e}"),
-                },
-            },
+            Ok(Request::Kill { signal }) => {
+                let r = self.kill(signal);
+                self.control_reply(r)
+            }
             Ok(Request::Wait) => match &self.status {
                 Some(s) => Reply::Exited(s.clone()),
                 None => {
@@ -98,9 +89,18 @@ impl Monitor {
                 },
                 Some(e) => resize_reply(&e.io, rows, cols, "exec"),
             },
-            Ok(Request::Pause | Request::Resume | Request::Update { .. }) => Reply::Error {
-                message: "this shim does not support pause, resume or update yet".into(),
-            },
+            Ok(Request::Pause) => {
+                let r = self.pause();
+                self.control_reply(r)
+            }
+            Ok(Request::Resume) => {
+                let r = self.resume();
+                self.control_reply(r)
+            }
+            Ok(Request::Update { resources }) => {
+                let r = self.update(&resources);
+                self.control_reply(r)
+            }
         };
         let c = &mut self.clients[i];
         c.queue_reply(&reply);
