@@ -4,10 +4,15 @@
 //! `<log>.1`, then the live `<log>`. Following tracks `<log>` by inode and offset and
 //! survives rotations; lines are best-effort if the shim rotates more than once between
 //! two reads (100 ms), as with Docker's json-file.
+//!
+//! Without `tail` the history is streamed file by file (the client's pace bounds the
+//! memory); with `tail` the files are read backwards, newest first, in 64 KiB chunks, so
+//! `--tail 10` of a 30 MiB history reads about 64 KiB. As with Docker, `tail` counts log
+//! lines before the stream and time filters apply.
 
 use std::fs::File;
 use std::io::{BufRead, BufReader, Seek, SeekFrom};
-use std::os::unix::fs::MetadataExt;
+use std::os::unix::fs::{FileExt, MetadataExt};
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
 use std::time::Duration;
@@ -82,19 +87,16 @@ impl LogOpts {
 /// Streams the log into `tx`; with `follow`, keeps going until the container stops.
 pub async fn stream(path: PathBuf, c: Arc<Container>, opts: LogOpts, tx: mpsc::Sender<Bytes>) {
     let mut life = c.subscribe();
-    let (mut cursor, first) = {
+    let mut cursor = {
         let opts = opts.clone();
         let path = path.clone();
-        match tokio::task::spawn_blocking(move || read_initial(&path, &opts)).await {
-            Ok(v) => v,
-            Err(_) => return,
+        let tx = tx.clone();
+        let initial = move || read_initial(&path, &opts, &mut |b| tx.blocking_send(b).is_ok());
+        match tokio::task::spawn_blocking(initial).await {
+            Ok(Some(c)) => c,
+            Ok(None) | Err(_) => return,
         }
     };
-    for b in first {
-        if tx.send(b).await.is_err() {
-            return;
-        }
-    }
     if !opts.follow {
         return;
     }
@@ -141,29 +143,160 @@ fn rotated(path: &Path, n: u32) -> PathBuf {
     PathBuf::from(p)
 }
 
-/// Every entry now on disk, oldest first: `<log>.N` … `<log>.1`, then `<log>`; `tail`
-/// counts across files. A rotation while reading may drop or repeat some lines.
-fn read_initial(path: &Path, opts: &LogOpts) -> (Cursor, Vec<Bytes>) {
-    let mut frames: Vec<Bytes> = Vec::new();
+/// Every entry now on disk, oldest first, into `sink` (which returns false to stop: then
+/// `None`): `<log>.N` … `<log>.1`, then `<log>`; `tail` counts across files. A rotation while
+/// reading may drop or repeat some lines. Returns where following continues.
+fn read_initial(
+    path: &Path,
+    opts: &LogOpts,
+    sink: &mut dyn FnMut(Bytes) -> bool,
+) -> Option<Cursor> {
+    let live = File::open(path).ok();
+    let mut cursor = Cursor::default();
+    if let Some(f) = &live {
+        cursor.ino = f.metadata().ok().map(|m| m.ino());
+        cursor.pos = complete_len(f);
+    }
     let old = (1u32..)
         .take_while(|&n| rotated(path, n).exists())
         .last()
         .unwrap_or(0);
+    if let Some(max) = opts.tail {
+        // Newest first, backwards, until `max` lines are found.
+        let mut newest_first = Vec::new();
+        let mut lines = 0;
+        let files = live
+            .into_iter()
+            .chain((1..=old).filter_map(|n| File::open(rotated(path, n)).ok()));
+        for f in files {
+            if lines >= max {
+                break;
+            }
+            let end = if lines == 0 {
+                cursor.pos
+            } else {
+                complete_len(&f)
+            };
+            lines += tail_lines(&f, end, max - lines, opts, &mut newest_first);
+        }
+        for b in newest_first.into_iter().rev() {
+            if !sink(b) {
+                return None;
+            }
+        }
+        return Some(cursor);
+    }
     for n in (1..=old).rev() {
         if let Ok(f) = File::open(rotated(path, n)) {
-            read_lines(f, 0, opts, &mut frames);
+            let mut out = Vec::new();
+            let mut pos = 0;
+            // A file at a time would hold up to a whole file of frames: send as we go.
+            loop {
+                let next = read_lines_limited(&f, pos, opts, &mut out, SEND_BATCH);
+                for b in out.drain(..) {
+                    if !sink(b) {
+                        return None;
+                    }
+                }
+                if next == pos {
+                    break;
+                }
+                pos = next;
+            }
         }
     }
-    let mut cursor = Cursor::default();
     if let Ok(f) = File::open(path) {
-        cursor.ino = f.metadata().ok().map(|m| m.ino());
-        cursor.pos = read_lines(f, 0, opts, &mut frames);
+        let mut out = Vec::new();
+        let mut pos = 0;
+        while pos < cursor.pos {
+            let next = read_lines_limited(&f, pos, opts, &mut out, SEND_BATCH);
+            for b in out.drain(..) {
+                if !sink(b) {
+                    return None;
+                }
+            }
+            if next == pos {
+                break;
+            }
+            pos = next;
+        }
+        cursor.pos = pos;
     }
-    if let Some(t) = opts.tail {
-        let skip = frames.len().saturating_sub(t);
-        frames.drain(..skip);
+    Some(cursor)
+}
+
+/// Lines read per batch when streaming history.
+const SEND_BATCH: usize = 256;
+/// Bytes read per step when reading a file backwards.
+const TAIL_CHUNK: u64 = 64 << 10;
+
+/// The length of `f` up to and including its last newline (a partial last line is not
+/// complete yet).
+fn complete_len(f: &File) -> u64 {
+    let Ok(len) = f.metadata().map(|m| m.len()) else {
+        return 0;
+    };
+    let mut end = len;
+    let mut buf = vec![0u8; TAIL_CHUNK as usize];
+    while end > 0 {
+        let start = end.saturating_sub(TAIL_CHUNK);
+        let chunk = &mut buf[..(end - start) as usize];
+        if f.read_exact_at(chunk, start).is_err() {
+            return 0;
+        }
+        if let Some(i) = chunk.iter().rposition(|&b| b == b'\n') {
+            return start + i as u64 + 1;
+        }
+        end = start;
     }
-    (cursor, frames)
+    0
+}
+
+/// Reads the complete lines of `f[..end]` backwards until `max` lines were seen, pushing
+/// the frames of those that pass the filters newest first; returns the lines seen.
+fn tail_lines(f: &File, end: u64, max: usize, opts: &LogOpts, out: &mut Vec<Bytes>) -> usize {
+    let mut seen = 0;
+    // File bytes from `end` on that start mid-line: the front of the next line up.
+    let mut carry: Vec<u8> = Vec::new();
+    let mut end = end;
+    while end > 0 && seen < max {
+        let start = end.saturating_sub(TAIL_CHUNK);
+        let mut data = vec![0u8; (end - start) as usize];
+        if f.read_exact_at(&mut data, start).is_err() {
+            break;
+        }
+        data.extend_from_slice(&carry);
+        // `data` ends with a newline (or is empty); lines end at each newline.
+        let mut line_end = data.len();
+        while line_end > 0 && seen < max {
+            let body = &data[..line_end - 1];
+            match body.iter().rposition(|&b| b == b'\n') {
+                Some(i) => {
+                    push_frame(&data[i + 1..line_end - 1], opts, out);
+                    seen += 1;
+                    line_end = i + 1;
+                }
+                None if start == 0 => {
+                    push_frame(body, opts, out);
+                    seen += 1;
+                    line_end = 0;
+                }
+                None => break,
+            }
+        }
+        data.truncate(line_end);
+        carry = data;
+        end = start;
+    }
+    seen
+}
+
+fn push_frame(line: &[u8], opts: &LogOpts, out: &mut Vec<Bytes>) {
+    if let Ok(line) = std::str::from_utf8(line)
+        && let Some(b) = opts.frame(line)
+    {
+        out.push(b);
+    }
 }
 
 /// Complete lines after `cursor`; a partial last line is left for the next read. If `<log>`
@@ -201,10 +334,22 @@ fn read_from(path: &Path, cursor: Cursor, opts: &LogOpts) -> (Cursor, Vec<Bytes>
 
 /// Frames the complete lines of `f` after byte `pos` into `out`; returns the offset after
 /// the last complete line.
-fn read_lines(mut f: File, pos: u64, opts: &LogOpts, out: &mut Vec<Bytes>) -> u64 {
-    if pos > 0 && f.seek(SeekFrom::Start(pos)).is_err() {
+fn read_lines(f: File, pos: u64, opts: &LogOpts, out: &mut Vec<Bytes>) -> u64 {
+    read_lines_limited(&f, pos, opts, out, usize::MAX)
+}
+
+/// [`read_lines`] for at most `limit` lines.
+fn read_lines_limited(
+    mut f: &File,
+    pos: u64,
+    opts: &LogOpts,
+    out: &mut Vec<Bytes>,
+    limit: usize,
+) -> u64 {
+    if f.seek(SeekFrom::Start(pos)).is_err() {
         return pos;
     }
+    let mut count = 0;
     let mut new_pos = pos;
     let mut r = BufReader::new(f);
     let mut line = String::new();
@@ -219,6 +364,10 @@ fn read_lines(mut f: File, pos: u64, opts: &LogOpts, out: &mut Vec<Bytes>) -> u6
                 new_pos += n as u64;
                 if let Some(b) = opts.frame(line.trim_end_matches('\n')) {
                     out.push(b);
+                }
+                count += 1;
+                if count >= limit {
+                    break;
                 }
             }
         }
@@ -255,6 +404,16 @@ mod tests {
             .collect()
     }
 
+    fn collect(log: &Path, o: &LogOpts) -> (Cursor, Vec<Bytes>) {
+        let mut frames = Vec::new();
+        let cursor = read_initial(log, o, &mut |b| {
+            frames.push(b);
+            true
+        })
+        .expect("not stopped");
+        (cursor, frames)
+    }
+
     fn text(frames: &[Bytes]) -> String {
         frames
             .iter()
@@ -269,11 +428,54 @@ mod tests {
         std::fs::write(rotated(&log, 2), entries(&["a", "b"])).expect("write");
         std::fs::write(rotated(&log, 1), entries(&["c"])).expect("write");
         std::fs::write(&log, entries(&["d", "e"])).expect("write");
-        let (cursor, frames) = read_initial(&log, &opts(None));
+        let (cursor, frames) = collect(&log, &opts(None));
         assert_eq!(text(&frames), "a\nb\nc\nd\ne\n");
         assert_eq!(cursor.pos, std::fs::metadata(&log).expect("stat").len());
-        let (_, frames) = read_initial(&log, &opts(Some(4)));
+        let (_, frames) = collect(&log, &opts(Some(4)));
         assert_eq!(text(&frames), "b\nc\nd\ne\n");
+        let (_, frames) = collect(&log, &opts(Some(0)));
+        assert!(frames.is_empty());
+        let (_, frames) = collect(&log, &opts(Some(100)));
+        assert_eq!(text(&frames), "a\nb\nc\nd\ne\n");
+    }
+
+    #[test]
+    fn tail_reads_backwards_across_chunks_and_skips_a_partial_last_line() {
+        let dir = tempfile::tempdir().expect("tempdir");
+        let log = dir.path().join("c-json.log");
+        // Lines longer than a chunk, and many of them, so lines straddle chunk borders.
+        let long = "x".repeat(70_000);
+        let names: Vec<String> = (0..300)
+            .map(|i| format!("l{i}-{}", &long[..i * 7]))
+            .collect();
+        let refs: Vec<&str> = names.iter().map(String::as_str).collect();
+        let mut content = entries(&refs);
+        content.push_str(r#"{"log":"partial"#);
+        std::fs::write(&log, &content).expect("write");
+        let (cursor, frames) = collect(&log, &opts(Some(3)));
+        assert_eq!(
+            text(&frames),
+            format!("{}\n{}\n{}\n", names[297], names[298], names[299])
+        );
+        assert_eq!(
+            cursor.pos,
+            (content.len() - r#"{"log":"partial"#.len()) as u64
+        );
+        let (_, frames) = collect(&log, &opts(Some(1000)));
+        assert_eq!(frames.len(), 300);
+        assert_eq!(text(&frames[..1]), format!("{}\n", names[0]));
+    }
+
+    #[test]
+    fn tail_counts_lines_before_the_stream_filter_like_docker() {
+        let dir = tempfile::tempdir().expect("tempdir");
+        let log = dir.path().join("c-json.log");
+        let err = r#"{"log":"e\n","stream":"stderr","time":"2026-01-01T00:00:00Z"}"#;
+        std::fs::write(&log, format!("{}{err}\n", entries(&["a", "b"]))).expect("write");
+        let mut o = opts(Some(2));
+        o.stderr = false;
+        let (_, frames) = collect(&log, &o);
+        assert_eq!(text(&frames), "b\n");
     }
 
     #[test]
@@ -282,7 +484,7 @@ mod tests {
         let log = dir.path().join("c-json.log");
         std::fs::write(&log, entries(&["a"])).expect("write");
         let o = opts(None);
-        let (cursor, frames) = read_initial(&log, &o);
+        let (cursor, frames) = collect(&log, &o);
         assert_eq!(text(&frames), "a\n");
 
         // More output, then a rotation, then output to the new file.
