@@ -31,8 +31,35 @@ impl Cli {
     }
 }
 
+/// An error that docker prints as is (no prefix), exiting with `code`.
+#[derive(Debug)]
+pub struct Plain {
+    pub message: String,
+    pub code: i32,
+}
+
+impl Plain {
+    pub fn new(message: impl Into<String>, code: i32) -> Self {
+        Self {
+            message: message.into(),
+            code,
+        }
+    }
+}
+
+impl std::fmt::Display for Plain {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(&self.message)
+    }
+}
+
+impl std::error::Error for Plain {}
+
 /// The message for an error, Docker-style.
 pub fn describe(e: &anyhow::Error, cli: &Cli) -> String {
+    if let Some(p) = e.downcast_ref::<Plain>() {
+        return p.message.clone();
+    }
     if let Some(b) = e.downcast_ref::<bollard::errors::Error>() {
         return match b {
             bollard::errors::Error::DockerResponseServerError { message, .. } => {
@@ -56,6 +83,9 @@ pub fn describe(e: &anyhow::Error, cli: &Cli) -> String {
 
 /// 125 for daemon errors; 126/127 when the container's command cannot run, as docker.
 pub fn exit_code_for(e: &anyhow::Error) -> i32 {
+    if let Some(p) = e.downcast_ref::<Plain>() {
+        return p.code;
+    }
     let msg = e.to_string();
     if let Some(bollard::errors::Error::DockerResponseServerError { message, .. }) =
         e.downcast_ref::<bollard::errors::Error>()
@@ -110,4 +140,57 @@ pub async fn wait_registered(
         let v: serde_json::Value = serde_json::from_slice(&body)?;
         Ok(v.get("StatusCode").and_then(|c| c.as_i64()).unwrap_or(0))
     })
+}
+
+/// The exit status of commands other than `run`, `create` and `exec`: docker's 1 for any
+/// error, or the status an error carries.
+pub fn plain_exit_code(e: &anyhow::Error) -> i32 {
+    e.downcast_ref::<Plain>().map_or(1, |p| p.code)
+}
+
+/// A GET on the API whose body is streamed (for query parameters bollard cannot send,
+/// such as fractional `since` or `details`). Errors carry the daemon's message.
+pub async fn get_stream(
+    socket: &std::path::Path,
+    path_and_query: &str,
+) -> anyhow::Result<hyper::body::Incoming> {
+    use http_body_util::BodyExt;
+    let stream = tokio::net::UnixStream::connect(socket).await?;
+    let io = hyper_util::rt::TokioIo::new(stream);
+    let (mut sender, conn) = hyper::client::conn::http1::handshake(io).await?;
+    tokio::spawn(async move {
+        let _ = conn.await;
+    });
+    let req = hyper::Request::get(format!("/v1.51{path_and_query}"))
+        .header("Host", "arca")
+        .body(http_body_util::Empty::<bytes::Bytes>::new())?;
+    let resp = sender.send_request(req).await?;
+    let status = resp.status();
+    if !status.is_success() {
+        let body = resp.into_body().collect().await?.to_bytes();
+        let msg: serde_json::Value = serde_json::from_slice(&body).unwrap_or_default();
+        let message = msg.get("message").and_then(|m| m.as_str()).map_or_else(
+            || String::from_utf8_lossy(&body).trim().to_owned(),
+            str::to_owned,
+        );
+        return Err(bollard::errors::Error::DockerResponseServerError {
+            status_code: status.as_u16(),
+            message,
+        }
+        .into());
+    }
+    Ok(resp.into_body())
+}
+
+/// Percent-encodes a query parameter value.
+pub fn query_escape(v: &str) -> String {
+    let mut out = String::with_capacity(v.len());
+    for b in v.bytes() {
+        if b.is_ascii_alphanumeric() || matches!(b, b'-' | b'_' | b'.' | b'~') {
+            out.push(b as char);
+        } else {
+            out.push_str(&format!("%{b:02X}"));
+        }
+    }
+    out
 }

@@ -2,9 +2,8 @@
 
 use bollard::query_parameters::{
     CreateImageOptionsBuilder, ImportImageOptionsBuilder, KillContainerOptionsBuilder,
-    ListContainersOptionsBuilder, ListImagesOptionsBuilder, LogsOptionsBuilder,
-    RemoveContainerOptionsBuilder, RemoveImageOptionsBuilder, StopContainerOptionsBuilder,
-    TagImageOptionsBuilder,
+    ListContainersOptionsBuilder, ListImagesOptionsBuilder, RemoveContainerOptionsBuilder,
+    RemoveImageOptionsBuilder, StopContainerOptionsBuilder, TagImageOptionsBuilder,
 };
 use clap::Args;
 use futures_util::StreamExt;
@@ -23,12 +22,35 @@ pub struct PsArgs {
     /// Don't truncate output
     #[arg(long = "no-trunc")]
     no_trunc: bool,
+    /// Filter output based on conditions provided (key=value)
+    #[arg(short = 'f', long = "filter")]
+    filter: Vec<String>,
+}
+
+/// `key=value` filters as the API's map of lists.
+pub fn filters(args: &[String]) -> anyhow::Result<std::collections::HashMap<String, Vec<String>>> {
+    let mut filters: std::collections::HashMap<String, Vec<String>> = Default::default();
+    for f in args {
+        let (k, v) = f.split_once('=').ok_or_else(|| {
+            crate::client::Plain::new("bad format of filter (expected name=value)", 1)
+        })?;
+        filters
+            .entry(k.trim().to_lowercase())
+            .or_default()
+            .push(v.to_owned());
+    }
+    Ok(filters)
 }
 
 pub async fn ps(cli: &Cli, a: PsArgs) -> anyhow::Result<i32> {
     let list = cli
         .docker
-        .list_containers(Some(ListContainersOptionsBuilder::new().all(a.all).build()))
+        .list_containers(Some(
+            ListContainersOptionsBuilder::new()
+                .all(a.all)
+                .filters(&filters(&a.filter)?)
+                .build(),
+        ))
         .await?;
     let short = |id: &str| {
         if a.no_trunc {
@@ -80,44 +102,8 @@ pub async fn ps(cli: &Cli, a: PsArgs) -> anyhow::Result<i32> {
     Ok(0)
 }
 
-#[derive(Args, Debug)]
-pub struct LogsArgs {
-    /// Follow log output
-    #[arg(short = 'f', long)]
-    follow: bool,
-    /// Show timestamps
-    #[arg(short = 't', long)]
-    timestamps: bool,
-    /// Number of lines to show from the end of the logs
-    #[arg(short = 'n', long, default_value = "all")]
-    tail: String,
-    container: String,
-}
-
-pub async fn logs(cli: &Cli, a: LogsArgs) -> anyhow::Result<i32> {
-    // Resolve first, so an unknown container is reported as such.
-    cli.docker.inspect_container(&a.container, None).await?;
-    let mut s = cli.docker.logs(
-        &a.container,
-        Some(
-            LogsOptionsBuilder::new()
-                .follow(a.follow)
-                .stdout(true)
-                .stderr(true)
-                .timestamps(a.timestamps)
-                .tail(&a.tail)
-                .build(),
-        ),
-    );
-    let (mut stdout, mut stderr) = (tokio::io::stdout(), tokio::io::stderr());
-    while let Some(item) = s.next().await {
-        crate::session::write_item(&mut stdout, &mut stderr, item?).await?;
-    }
-    Ok(0)
-}
-
 /// Runs `f` for each name, printing the name on success and the error otherwise, as docker.
-async fn each<F, Fut>(names: &[String], f: F) -> anyhow::Result<i32>
+pub async fn each<F, Fut>(names: &[String], f: F) -> anyhow::Result<i32>
 where
     F: Fn(String) -> Fut,
     Fut: std::future::Future<Output = Result<(), bollard::errors::Error>>,
@@ -134,43 +120,6 @@ where
         }
     }
     Ok(code)
-}
-
-#[derive(Args, Debug)]
-pub struct StartArgs {
-    /// Attach STDOUT/STDERR and forward signals
-    #[arg(short = 'a', long)]
-    attach: bool,
-    #[arg(required = true)]
-    containers: Vec<String>,
-}
-
-pub async fn start(cli: &Cli, a: StartArgs) -> anyhow::Result<i32> {
-    if a.attach {
-        let id = &a.containers[0];
-        let attach = cli
-            .docker
-            .attach_container(
-                id,
-                Some(
-                    bollard::query_parameters::AttachContainerOptionsBuilder::new()
-                        .stream(true)
-                        .stdout(true)
-                        .stderr(true)
-                        .build(),
-                ),
-            )
-            .await?;
-        let exit = crate::client::wait_registered(&cli.socket, id, "next-exit").await?;
-        cli.docker.start_container(id, None).await?;
-        crate::session::pump(attach.output, attach.input, false).await?;
-        let code = exit.await?;
-        return Ok(i32::try_from(code).unwrap_or(1));
-    }
-    each(&a.containers, |n| async move {
-        cli.docker.start_container(&n, None).await
-    })
-    .await
 }
 
 #[derive(Args, Debug)]

@@ -4,7 +4,7 @@ use bollard::exec::{CreateExecOptions, StartExecOptions, StartExecResults};
 use clap::Args;
 
 use crate::client::Cli;
-use crate::session::{self, RawTerminal, terminal_size};
+use crate::session::{self, Ended, RawTerminal, StdinOpts, terminal_size};
 
 #[derive(Args, Debug)]
 pub struct ExecArgs {
@@ -29,6 +29,9 @@ pub struct ExecArgs {
     /// Give extended privileges to the command
     #[arg(long)]
     privileged: bool,
+    /// Override the key sequence for detaching a container
+    #[arg(long = "detach-keys")]
+    detach_keys: Option<String>,
     container: String,
     #[arg(required = true, trailing_var_arg = true, allow_hyphen_values = true)]
     command: Vec<String>,
@@ -50,7 +53,7 @@ pub async fn exec(cli: &Cli, a: ExecArgs) -> anyhow::Result<i32> {
                 privileged: Some(a.privileged),
                 user: a.user.clone(),
                 working_dir: a.workdir.clone(),
-                ..Default::default()
+                detach_keys: a.detach_keys.clone(),
             },
         )
         .await?;
@@ -83,7 +86,12 @@ pub async fn exec(cli: &Cli, a: ExecArgs) -> anyhow::Result<i32> {
             )
             .await;
     }
-    session::pump(output, input, a.interactive).await?;
+    let stdin = a
+        .interactive
+        .then(|| StdinOpts::new(a.detach_keys.as_deref(), a.tty));
+    if session::pump(output, input, stdin).await? == Ended::Detached {
+        return Err(crate::attach::Detached.into());
+    }
     let code = cli
         .docker
         .inspect_exec(&created.id)

@@ -1,52 +1,70 @@
 //! Docker-style output: aligned tables, human sizes and durations.
 
-/// Parses `512`, `64k`, `64m`, `1g`, `1.5g` (binary units, as docker's RAMInBytes).
-pub fn parse_bytes(s: &str) -> Result<i64, String> {
-    let t = s.trim().to_ascii_lowercase();
-    let t = t
-        .strip_suffix('b')
-        .filter(|x| !x.is_empty() && x.ends_with(|c: char| c.is_ascii_alphabetic()))
-        .unwrap_or(&t)
-        .to_string();
-    let (num, mult) = match t.chars().last() {
-        Some('k') => (&t[..t.len() - 1], 1i64 << 10),
-        Some('m') => (&t[..t.len() - 1], 1 << 20),
-        Some('g') => (&t[..t.len() - 1], 1 << 30),
-        Some('t') => (&t[..t.len() - 1], 1 << 40),
-        Some(c) if c.is_ascii_digit() => (&t[..], 1),
-        _ => return Err(format!("invalid size: '{s}'")),
-    };
-    let n: f64 = num.parse().map_err(|_| format!("invalid size: '{s}'"))?;
-    if n < 0.0 || !n.is_finite() {
-        return Err(format!("invalid size: '{s}'"));
+/// Go's `%.{prec}g`: `prec` significant digits, trailing zeros dropped, exponent form for
+/// very large or small values.
+pub fn go_g(v: f64, prec: usize) -> String {
+    if v == 0.0 || !v.is_finite() {
+        return format!("{v}");
     }
-    Ok((n * mult as f64) as i64)
+    let exp = v.abs().log10().floor() as i32;
+    // Rounding to `prec` digits may carry into the next power of ten (999.7 -> 1e+03).
+    let rounded: f64 = format!("{:.*e}", prec.saturating_sub(1), v)
+        .parse()
+        .unwrap_or(v);
+    let exp = if rounded.abs() >= 10f64.powi(exp + 1) {
+        exp + 1
+    } else {
+        exp
+    };
+    if exp < -4 || exp >= prec as i32 {
+        let m = format!("{:.*e}", prec.saturating_sub(1), v);
+        let (mant, e) = m.split_once('e').unwrap_or((&m, "0"));
+        let mant = trim_zeros(mant);
+        let e: i32 = e.parse().unwrap_or(0);
+        let sign = if e < 0 { '-' } else { '+' };
+        format!("{mant}e{sign}{:02}", e.abs())
+    } else {
+        let decimals = (prec as i32 - 1 - exp).max(0) as usize;
+        trim_zeros(&format!("{v:.decimals$}")).to_owned()
+    }
+}
+
+fn trim_zeros(s: &str) -> &str {
+    if s.contains('.') {
+        s.trim_end_matches('0').trim_end_matches('.')
+    } else {
+        s
+    }
+}
+
+fn custom_size(size: f64, base: f64, prec: usize, units: &[&str]) -> String {
+    let mut s = size;
+    let mut i = 0;
+    while s >= base && i < units.len() - 1 {
+        s /= base;
+        i += 1;
+    }
+    format!("{}{}", go_g(s, prec), units[i])
 }
 
 /// Docker's HumanSizeWithPrecision(size, 3): decimal units ("4.26MB").
 pub fn human_size(size: f64) -> String {
-    let units = ["B", "kB", "MB", "GB", "TB", "PB"];
-    let mut s = size;
-    let mut i = 0;
-    while s >= 1000.0 && i < units.len() - 1 {
-        s /= 1000.0;
-        i += 1;
-    }
-    let txt = format!("{s:.3}");
-    // %.3g: three significant digits.
-    let digits = if s >= 100.0 {
-        0
-    } else if s >= 10.0 {
-        1
-    } else {
-        2
-    };
-    let mut txt2 = format!("{s:.digits$}");
-    if txt2.contains('.') {
-        txt2 = txt2.trim_end_matches('0').trim_end_matches('.').to_string();
-    }
-    let _ = txt;
-    format!("{txt2}{}", units[i])
+    custom_size(
+        size,
+        1000.0,
+        3,
+        &["B", "kB", "MB", "GB", "TB", "PB", "EB", "ZB", "YB"],
+    )
+}
+
+/// Docker's BytesSize: binary units, 4 significant digits ("1.5MiB", "7.668GiB").
+pub fn bytes_size(size: f64) -> String {
+    custom_size(
+        size,
+        1024.0,
+        4,
+        &["B", "KiB", "MiB", "GiB", "TiB", "PiB", "EiB", "ZiB", "YiB"],
+    )
 }
 
 /// Docker's human duration for a number of seconds.
@@ -59,30 +77,41 @@ pub fn ago(unix: i64) -> String {
     format!("{} ago", human_duration(now - unix))
 }
 
-/// Prints rows as a table with docker's tabwriter padding (3 spaces).
+/// Prints rows as a table with the docker formatter's tabwriter (minimum width 10,
+/// padding 3).
 pub fn table(header: &[&str], rows: &[Vec<String>]) {
+    print!("{}", render_table(header, rows, 10));
+}
+
+/// Renders a table as Go's tabwriter does with padding 3 and the given minimum cell width;
+/// the last column is not padded.
+pub fn render_table(header: &[&str], rows: &[Vec<String>], min_width: usize) -> String {
     let mut widths: Vec<usize> = header.iter().map(|h| h.chars().count()).collect();
     for r in rows {
         for (i, c) in r.iter().enumerate() {
-            widths[i] = widths[i].max(c.chars().count());
-        }
-    }
-    let line = |cells: Vec<&str>| {
-        let mut s = String::new();
-        for (i, c) in cells.iter().enumerate() {
-            if i + 1 == cells.len() {
-                s.push_str(c);
-            } else {
-                s.push_str(c);
-                s.push_str(&" ".repeat(widths[i] - c.chars().count() + 3));
+            if i < widths.len() {
+                widths[i] = widths[i].max(c.chars().count());
             }
         }
-        println!("{}", s.trim_end());
+    }
+    let mut out = String::new();
+    let mut line = |cells: Vec<&str>| {
+        let mut s = String::new();
+        for (i, c) in cells.iter().enumerate() {
+            s.push_str(c);
+            if i + 1 < cells.len() {
+                let w = (widths[i] + 3).max(min_width);
+                s.push_str(&" ".repeat(w - c.chars().count()));
+            }
+        }
+        out.push_str(s.trim_end());
+        out.push('\n');
     };
     line(header.to_vec());
     for r in rows {
         line(r.iter().map(String::as_str).collect());
     }
+    out
 }
 
 /// docker ps's COMMAND column: quoted, truncated to 20 characters with an ellipsis.
@@ -101,20 +130,31 @@ mod tests {
     use super::*;
 
     #[test]
-    fn sizes_parse_like_docker() {
-        assert_eq!(parse_bytes("64m"), Ok(64 << 20));
-        assert_eq!(parse_bytes("1g"), Ok(1 << 30));
-        assert_eq!(parse_bytes("512"), Ok(512));
-        assert_eq!(parse_bytes("100MB"), Ok(100 << 20));
-        assert!(parse_bytes("lots").is_err());
-        assert!(parse_bytes("-5m").is_err());
-    }
-
-    #[test]
     fn sizes_print_like_docker() {
         assert_eq!(human_size(4_261_000.0), "4.26MB");
         assert_eq!(human_size(842.0), "842B");
         assert_eq!(human_size(1_500_000_000.0), "1.5GB");
+        assert_eq!(human_size(0.0), "0B");
+        assert_eq!(human_size(999_700.0), "1e+03kB");
+        assert_eq!(bytes_size(1_572_864.0), "1.5MiB");
+        assert_eq!(bytes_size(8_233_418_752.0), "7.668GiB");
+        assert_eq!(bytes_size(1023.0), "1023B");
+        assert_eq!(bytes_size(0.0), "0B");
+    }
+
+    #[test]
+    fn tables_pad_like_go_tabwriter() {
+        let t = render_table(
+            &["CONTAINER ID", "NAME", "CPU %"],
+            &[vec!["abc".into(), "x".into(), "0.00%".into()]],
+            10,
+        );
+        assert_eq!(
+            t,
+            "CONTAINER ID   NAME      CPU %\nabc            x         0.00%\n"
+        );
+        let t = render_table(&["UID", "PID"], &[vec!["root".into(), "1".into()]], 20);
+        assert_eq!(t, "UID                 PID\nroot                1\n");
     }
 
     #[test]

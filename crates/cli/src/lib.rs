@@ -3,13 +3,19 @@
 //! daemon reports an error, 126 when the command cannot be invoked, 127 when it is not
 //! found, else the container's own status.
 
+mod attach;
 mod client;
 mod commands;
+mod create_opts;
 mod events;
 mod exec;
 mod format;
+mod logs;
+mod manage;
+mod parse;
 mod run;
 mod session;
+mod stats;
 
 use clap::{Parser, Subcommand};
 
@@ -37,20 +43,40 @@ pub struct Args {
 pub enum Command {
     /// Create and run a new container from an image
     Run(Box<run::RunArgs>),
+    /// Create a new container
+    Create(Box<run::CreateArgs>),
+    /// Attach local standard input, output, and error streams to a running container
+    Attach(attach::AttachArgs),
     /// Execute a command in a running container
     Exec(exec::ExecArgs),
     /// List containers
     Ps(commands::PsArgs),
     /// Fetch the logs of a container
-    Logs(commands::LogsArgs),
+    Logs(logs::LogsArgs),
     /// Start one or more stopped containers
-    Start(commands::StartArgs),
+    Start(attach::StartArgs),
     /// Stop one or more running containers
     Stop(commands::StopArgs),
     /// Kill one or more running containers
     Kill(commands::KillArgs),
     /// Remove one or more containers
     Rm(commands::RmArgs),
+    /// Pause all processes within one or more containers
+    Pause(manage::NamesArgs),
+    /// Unpause all processes within one or more containers
+    Unpause(manage::NamesArgs),
+    /// Update configuration of one or more containers
+    Update(manage::UpdateArgs),
+    /// Block until one or more containers stop, then print their exit codes
+    Wait(manage::NamesArgs),
+    /// Inspect changes to files or directories on a container's filesystem
+    Diff(manage::DiffArgs),
+    /// List port mappings or a specific mapping for the container
+    Port(manage::PortArgs),
+    /// Display the running processes of a container
+    Top(manage::TopArgs),
+    /// Display a live stream of container(s) resource usage statistics
+    Stats(stats::StatsArgs),
     /// Rename a container
     Rename(commands::RenameArgs),
     /// Return low-level information on containers or images
@@ -100,12 +126,36 @@ pub fn main() -> i32 {
                 return EXIT_DAEMON;
             }
         };
+        // docker's statuses: `run` and `create` report daemon errors as 125 (126/127 when
+        // the command cannot be run), `exec` passes 126/127 on, other verbs exit 1.
+        let exit_code: fn(&anyhow::Error) -> i32 = match &args.command {
+            Command::Run(_) => client::exit_code_for,
+            Command::Exec(_) => |e| match client::exit_code_for(e) {
+                c @ (126 | 127) => c,
+                _ => client::plain_exit_code(e),
+            },
+            Command::Create(_) => |e| match e.downcast_ref::<client::Plain>() {
+                Some(p) => p.code,
+                None => 1,
+            },
+            _ => client::plain_exit_code,
+        };
         let result = match args.command {
             Command::Run(a) => run::run(&cli, *a).await,
+            Command::Create(a) => run::create_cmd(&cli, *a).await,
+            Command::Attach(a) => attach::attach(&cli, a).await,
             Command::Exec(a) => exec::exec(&cli, a).await,
             Command::Ps(a) => commands::ps(&cli, a).await,
-            Command::Logs(a) => commands::logs(&cli, a).await,
-            Command::Start(a) => commands::start(&cli, a).await,
+            Command::Logs(a) => logs::logs(&cli, a).await,
+            Command::Start(a) => attach::start(&cli, a).await,
+            Command::Pause(a) => manage::pause(&cli, a).await,
+            Command::Unpause(a) => manage::unpause(&cli, a).await,
+            Command::Update(a) => manage::update(&cli, a).await,
+            Command::Wait(a) => manage::wait(&cli, a).await,
+            Command::Diff(a) => manage::diff(&cli, a).await,
+            Command::Port(a) => manage::port(&cli, a).await,
+            Command::Top(a) => manage::top(&cli, a).await,
+            Command::Stats(a) => stats::stats(&cli, a).await,
             Command::Stop(a) => commands::stop(&cli, a).await,
             Command::Kill(a) => commands::kill(&cli, a).await,
             Command::Rm(a) => commands::rm(&cli, a).await,
@@ -124,7 +174,7 @@ pub fn main() -> i32 {
             Ok(code) => code,
             Err(e) => {
                 eprintln!("{}", client::describe(&e, &cli));
-                client::exit_code_for(&e)
+                exit_code(&e)
             }
         }
     });
