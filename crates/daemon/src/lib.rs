@@ -44,6 +44,8 @@ pub enum DaemonError {
     },
     #[error("server failed")]
     Serve(#[source] std::io::Error),
+    #[error("invalid daemon option: {0}")]
+    Option(String),
 }
 
 #[derive(Debug, Clone)]
@@ -55,6 +57,29 @@ pub struct DaemonConfig {
     pub shim_bin: PathBuf,
     /// Parent cgroup of every container (default `/arca`).
     pub cgroup_parent: String,
+    /// The binary `--init` runs (default: `arca-init` next to arcad).
+    pub init_path: Option<PathBuf>,
+    /// Default detach keys for attach and exec (default `ctrl-p,ctrl-q`).
+    pub detach_keys: Option<String>,
+    /// Daemon-wide user-namespace remapping, `<uid>:<gid>:<size>`.
+    pub userns_remap: Option<String>,
+}
+
+/// The container settings a config asks for, validated.
+fn settings(config: &DaemonConfig) -> Result<containers::Settings, DaemonError> {
+    let mut s = containers::Settings::default();
+    if let Some(p) = &config.init_path {
+        s.init_path = p.clone();
+    }
+    if let Some(k) = config.detach_keys.as_deref().filter(|k| !k.is_empty()) {
+        containers::detach::parse_keys(k).map_err(|e| DaemonError::Option(e.message))?;
+        s.detach_keys = k.to_owned();
+    }
+    if let Some(r) = config.userns_remap.as_deref().filter(|r| !r.is_empty()) {
+        s.userns_remap =
+            Some(containers::spec::parse_userns_remap(r).map_err(DaemonError::Option)?);
+    }
+    Ok(s)
 }
 
 /// Runs the daemon until SIGTERM or SIGINT.
@@ -71,6 +96,7 @@ pub async fn run(config: DaemonConfig) -> Result<(), DaemonError> {
             source,
         })
     };
+    let settings = settings(&config)?;
     prep(&config.root)?;
     prep(&config.exec_root)?;
     if let Some(dir) = socket.parent() {
@@ -91,7 +117,7 @@ pub async fn run(config: DaemonConfig) -> Result<(), DaemonError> {
     let store = tokio::task::spawn_blocking(move || arca_store::Store::open(&root))
         .await
         .map_err(|e| DaemonError::Serve(std::io::Error::other(e)))??;
-    let containers = containers::Containers::new(Arc::new(store), paths.clone());
+    let containers = containers::Containers::new(Arc::new(store), paths.clone(), settings);
     let n = containers
         .recover()
         .await

@@ -22,6 +22,15 @@ struct Args {
     /// Parent cgroup for containers.
     #[arg(long = "cgroup-parent", default_value = "/arca")]
     cgroup_parent: String,
+    /// The init binary `run --init` uses (default: arca-init next to arcad).
+    #[arg(long = "init-path")]
+    init_path: Option<PathBuf>,
+    /// Default key sequence that detaches from attach and exec sessions.
+    #[arg(long = "detach-keys")]
+    detach_keys: Option<String>,
+    /// Remap container users: container root is host <uid>:<gid>, <size> ids mapped.
+    #[arg(long = "userns-remap", value_name = "UID:GID:SIZE")]
+    userns_remap: Option<String>,
     /// Log level filter (error, warn, info, debug, trace).
     #[arg(
         long = "log-level",
@@ -53,6 +62,9 @@ fn main() {
         exec_root: args.exec_root,
         shim_bin,
         cgroup_parent: args.cgroup_parent,
+        init_path: args.init_path,
+        detach_keys: args.detach_keys,
+        userns_remap: args.userns_remap,
     };
     let rt = match tokio::runtime::Builder::new_multi_thread()
         .worker_threads(2)

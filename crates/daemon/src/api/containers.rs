@@ -50,7 +50,9 @@ pub async fn create(State(st): State<AppState>, q: Q, body: Bytes) -> ApiResult<
 pub async fn list(State(st): State<AppState>, q: Q) -> ApiResult<Response> {
     let all = q.bool("all", false);
     let limit = q.int("limit")?.filter(|l| *l > 0);
-    let f = q.filters(&["id", "name", "label", "status", "ancestor", "exited"])?;
+    let f = q.filters(&[
+        "id", "name", "label", "status", "ancestor", "exited", "health",
+    ])?;
     let now = chrono::Utc::now();
     let mut recs: Vec<_> = st
         .containers
@@ -78,6 +80,7 @@ pub async fn list(State(st): State<AppState>, q: Q) -> ApiResult<Response> {
                     r.state.status == arca_model::ContainerStatus::Exited
                         && v.parse::<i64>().is_ok_and(|n| n == r.state.exit_code)
                 })
+                && f.any("health", |v| v == view::health_status(r))
                 && f.labels_match(&r.config.labels.clone().unwrap_or_default())
         })
         .collect();
@@ -210,10 +213,15 @@ pub async fn attach(
 ) -> ApiResult<Response> {
     let c = st.containers.get(&id)?;
     let tty = c.snapshot().config.tty.unwrap_or(false);
+    let keys = q
+        .get("detachKeys")
+        .filter(|k| !k.is_empty())
+        .unwrap_or(&st.containers.settings.detach_keys);
     let opts = AttachOpts {
         stdin: q.bool("stdin", false),
         stdout: q.bool("stdout", false),
         stderr: q.bool("stderr", false),
+        detach_keys: crate::containers::detach::parse_keys(keys)?,
     };
     let upgrade = req
         .headers()
@@ -338,4 +346,35 @@ pub async fn rename(
         .ok_or_else(|| ApiError::invalid("Neither old nor new names may be empty"))?;
     st.containers.rename(&c, name)?;
     Ok(StatusCode::NO_CONTENT)
+}
+
+pub async fn pause(State(st): State<AppState>, Path(id): Path<String>) -> ApiResult<StatusCode> {
+    let c = st.containers.get(&id)?;
+    st.containers.pause(&c).await?;
+    Ok(StatusCode::NO_CONTENT)
+}
+
+pub async fn unpause(State(st): State<AppState>, Path(id): Path<String>) -> ApiResult<StatusCode> {
+    let c = st.containers.get(&id)?;
+    st.containers.unpause(&c).await?;
+    Ok(StatusCode::NO_CONTENT)
+}
+
+pub async fn update(
+    State(st): State<AppState>,
+    Path(id): Path<String>,
+    body: Bytes,
+) -> ApiResult<Response> {
+    let c = st.containers.get(&id)?;
+    let body: arca_api::docker::ContainerUpdateBody = if body.iter().all(u8::is_ascii_whitespace) {
+        Default::default()
+    } else {
+        serde_json::from_slice(&body)
+            .map_err(|e| ApiError::invalid(format!("invalid JSON in update config: {e}")))?
+    };
+    let warnings = st.containers.update_container(&c, body).await?;
+    Ok(json_response(
+        StatusCode::OK,
+        &serde_json::json!({ "Warnings": warnings }),
+    ))
 }

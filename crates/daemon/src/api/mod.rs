@@ -4,6 +4,7 @@ mod containers;
 mod events;
 mod exec;
 mod images;
+mod observe;
 mod system;
 
 use std::sync::Arc;
@@ -133,7 +134,13 @@ pub fn app(
         .route("/containers/{id}/attach", post(containers::attach))
         .route("/containers/{id}/resize", post(containers::resize))
         .route("/containers/{id}/rename", post(containers::rename))
+        .route("/containers/{id}/pause", post(containers::pause))
+        .route("/containers/{id}/unpause", post(containers::unpause))
+        .route("/containers/{id}/update", post(containers::update))
         .route("/containers/{id}/logs", get(containers::logs))
+        .route("/containers/{id}/stats", get(observe::stats))
+        .route("/containers/{id}/top", get(observe::top))
+        .route("/containers/{id}/changes", get(observe::changes))
         .route(
             "/containers/{id}",
             axum::routing::delete(containers::remove),

@@ -37,6 +37,7 @@ impl Containers {
         };
         let host_config = body.host_config.clone().unwrap_or_default();
         validate_host_config(&host_config)?;
+        validate_config(&body)?;
 
         let id = ContainerId::generate();
         let config = merge_config(&body, &image.config, &id)?;
@@ -206,6 +207,23 @@ fn validate_host_config(h: &HostConfig) -> ApiResult<()> {
         super::start::parse_security_opt(opt)?;
     }
     super::log_config::parse(h.log_config.as_ref())?;
+    super::spec::validate(h)?;
+    Ok(())
+}
+
+/// Checks of the container config proper (not the host config).
+fn validate_config(body: &ContainerCreateBody) -> ApiResult<()> {
+    if let Some(s) = body.stop_signal.as_deref().filter(|s| !s.is_empty()) {
+        super::stop::parse_signal(s)?;
+    }
+    if let Some(t) = body.stop_timeout
+        && t < -1
+    {
+        return Err(ApiError::invalid(format!("invalid StopTimeout: {t}")));
+    }
+    if let Some(h) = &body.healthcheck {
+        super::health::validate(h)?;
+    }
     Ok(())
 }
 
@@ -316,10 +334,11 @@ fn merge_config(
         stdin_once: Some(body.stdin_once.unwrap_or(false)),
         env: Some(env),
         cmd,
-        healthcheck: body.healthcheck.clone().or_else(|| {
+        healthcheck: super::health::merge(
+            body.healthcheck.clone(),
             img.get("Healthcheck")
-                .and_then(|h| serde_json::from_value(h.clone()).ok())
-        }),
+                .and_then(|h| serde_json::from_value(h.clone()).ok()),
+        ),
         args_escaped: None,
         image: Some(image_ref),
         volumes: body.volumes.clone(),

@@ -12,12 +12,13 @@ use std::time::Duration;
 use arca_api::docker::{ExecConfig, ExecInspectResponse, ProcessConfig as DockerProcessConfig};
 use arca_api::shim::{ProcessConfig, Reply, Request};
 use arca_api::stdcopy::{self, StreamKind};
-use arca_model::ContainerId;
+use arca_model::{ContainerId, ContainerStatus};
 use hyper::upgrade::Upgraded;
 use hyper_util::rt::TokioIo;
 use tokio::io::AsyncWriteExt;
 use tokio::sync::watch;
 
+use super::detach::{Ended, Matcher, splice_session};
 use super::{Container, Containers};
 use crate::error::{ApiError, ApiResult};
 use crate::shim;
@@ -45,6 +46,12 @@ impl Exec {
 
     fn set(&self, f: impl FnOnce(&mut ExecState)) {
         f(&mut self.state.lock().unwrap_or_else(|p| p.into_inner()));
+    }
+
+    /// Resolves once the exec's exit is recorded.
+    pub async fn wait_done(&self) {
+        let mut done = self.done.subscribe();
+        let _ = done.wait_for(|d| *d).await;
     }
 
     fn finish(&self, code: i64) {
@@ -114,12 +121,39 @@ impl Execs {
             .insert(e.id.clone(), e);
     }
 
+    /// Forgets one exec (health probes, once their result is taken).
+    pub fn remove(&self, id: &str) {
+        self.table
+            .lock()
+            .unwrap_or_else(|p| p.into_inner())
+            .remove(id);
+    }
+
     /// Forgets the execs of a removed container.
     pub fn forget_container(&self, id: &ContainerId) {
         self.table
             .lock()
             .unwrap_or_else(|p| p.into_inner())
             .retain(|_, e| &e.container != id);
+    }
+}
+
+/// Exec needs a running, unpaused container (Docker's messages).
+fn check_execable(c: &Container) -> ApiResult<()> {
+    match c.status() {
+        ContainerStatus::Paused => Err(ApiError::conflict(format!(
+            "Container {} is paused, unpause the container before exec",
+            c.id
+        ))),
+        ContainerStatus::Restarting => Err(ApiError::conflict(format!(
+            "Container {} is restarting, wait until the container is running",
+            c.id
+        ))),
+        s if s.is_running() => Ok(()),
+        _ => Err(ApiError::conflict(format!(
+            "Container {} is not running",
+            c.id
+        ))),
     }
 }
 
@@ -137,11 +171,9 @@ fn exit_code_for_error(message: &str) -> i64 {
 impl Containers {
     /// `POST /containers/{id}/exec`.
     pub fn create_exec(&self, c: &Container, config: ExecConfig) -> ApiResult<Arc<Exec>> {
-        if !c.status().is_running() {
-            return Err(ApiError::conflict(format!(
-                "Container {} is not running",
-                c.id
-            )));
+        check_execable(c)?;
+        if let Some(k) = config.detach_keys.as_deref().filter(|k| !k.is_empty()) {
+            super::detach::parse_keys(k)?;
         }
         if config.cmd.as_ref().is_none_or(|c| c.is_empty()) {
             return Err(ApiError::invalid("No exec command specified"));
@@ -197,19 +229,14 @@ impl Containers {
 
     /// Starts the exec in the shim. Returns the connection carrying its stream, or, when
     /// the shim refuses (command missing…), records the failure and returns the message.
-    async fn launch_exec(
+    pub(super) async fn launch_exec(
         self: &Arc<Self>,
         c: &Arc<Container>,
         e: &Arc<Exec>,
         tty: bool,
         console: Option<[u16; 2]>,
     ) -> ApiResult<Result<shim::Conn, String>> {
-        if !c.status().is_running() {
-            return Err(ApiError::conflict(format!(
-                "Container {} is not running",
-                c.id
-            )));
-        }
+        check_execable(c)?;
         {
             let mut s = e.state.lock().unwrap_or_else(|p| p.into_inner());
             if s.started {
@@ -282,7 +309,7 @@ impl Containers {
         io: Upgraded,
     ) {
         let client = TokioIo::new(io);
-        let (mut cr, mut cw) = tokio::io::split(client);
+        let (cr, mut cw) = tokio::io::split(client);
         let c = match self.get(e.container.as_str()) {
             Ok(c) => c,
             Err(err) => {
@@ -307,23 +334,27 @@ impl Containers {
             }
         };
         let stdin = e.config.attach_stdin.unwrap_or(false);
-        let shim::Conn {
-            mut reader,
-            mut writer,
-        } = conn;
-        let input = tokio::spawn(async move {
-            if stdin {
-                let _ = tokio::io::copy(&mut cr, &mut writer).await;
-            } else {
-                let _ = tokio::io::copy(&mut cr, &mut tokio::io::sink()).await;
+        let keys = e
+            .config
+            .detach_keys
+            .as_deref()
+            .filter(|k| !k.is_empty())
+            .unwrap_or(&self.settings.detach_keys);
+        let matcher = super::detach::parse_keys(keys).ok().map(Matcher::new);
+        let shim::Conn { mut reader, writer } = conn;
+        match splice_session(cr, &mut cw, &mut reader, writer, stdin, matcher, false).await {
+            Ended::OutputDone(input) => {
+                let mut done = e.done.subscribe();
+                let _ = tokio::time::timeout(Duration::from_secs(5), done.wait_for(|d| *d)).await;
+                let _ = cw.shutdown().await;
+                input.abort();
             }
-            let _ = writer.shutdown().await;
-        });
-        let _ = tokio::io::copy(&mut reader, &mut cw).await;
-        let mut done = e.done.subscribe();
-        let _ = tokio::time::timeout(Duration::from_secs(5), done.wait_for(|d| *d)).await;
-        let _ = cw.shutdown().await;
-        input.abort();
+            Ended::Detached(_writer) => {
+                // The exec keeps running; its stdin ends with this connection.
+                tracing::debug!(exec = %e.id, "exec session detached");
+                let _ = cw.shutdown().await;
+            }
+        }
     }
 
     /// `POST /exec/{id}/resize`.

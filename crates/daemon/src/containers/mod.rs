@@ -7,14 +7,22 @@
 
 pub mod attach;
 pub mod create;
+pub mod detach;
+pub mod diff;
 pub mod exec;
+pub mod health;
 pub mod log_config;
 pub mod logs;
+pub mod pause;
 pub mod record;
 pub mod recover;
 pub mod restart;
+pub mod spec;
 pub mod start;
+pub mod stats;
 pub mod stop;
+pub mod top;
+pub mod update;
 pub mod view;
 
 use std::collections::HashMap;
@@ -48,6 +56,8 @@ pub struct Container {
     pending_attach: Mutex<Vec<attach::PendingAttach>>,
     /// The restart policy's current back-off (in memory: a restarted arcad starts over).
     backoff: Mutex<Option<std::time::Duration>>,
+    /// The running health-check task, if the container has a healthcheck and runs.
+    health_task: Mutex<Option<tokio::task::AbortHandle>>,
 }
 
 impl Container {
@@ -65,6 +75,7 @@ impl Container {
             op: tokio::sync::Mutex::new(()),
             pending_attach: Mutex::new(Vec::new()),
             backoff: Mutex::new(None),
+            health_task: Mutex::new(None),
         })
     }
 
@@ -104,6 +115,12 @@ impl Container {
         saved.map_err(|e| ApiError::from_internal("cannot save container record", &e))
     }
 
+    /// Applies `f` to the record in memory only (health results: frequent, best effort on
+    /// disk, saved with the next state change as Docker does).
+    fn update_in_memory(&self, f: impl FnOnce(&mut ContainerRecord)) {
+        f(&mut self.lock());
+    }
+
     fn mark_exited(&self) {
         self.life.send_modify(|l| l.exits += 1);
     }
@@ -119,6 +136,31 @@ struct Table {
     names: HashMap<String, ContainerId>,
 }
 
+/// Daemon-wide options that shape containers.
+#[derive(Debug, Clone)]
+pub struct Settings {
+    /// The binary `--init` runs as PID 1 (arcad's `--init-path`).
+    pub init_path: std::path::PathBuf,
+    /// Default detach keys of attach and exec sessions (arcad's `--detach-keys`).
+    pub detach_keys: String,
+    /// Daemon-wide user-namespace remapping (arcad's `--userns-remap`); containers with
+    /// `--userns host` opt out.
+    pub userns_remap: Option<arca_api::shim::IdMaps>,
+}
+
+impl Default for Settings {
+    fn default() -> Self {
+        Self {
+            init_path: std::env::current_exe()
+                .ok()
+                .and_then(|p| p.parent().map(|d| d.join("arca-init")))
+                .unwrap_or_else(|| "arca-init".into()),
+            detach_keys: detach::DEFAULT_DETACH_KEYS.into(),
+            userns_remap: None,
+        }
+    }
+}
+
 /// All containers of this daemon.
 pub struct Containers {
     table: Mutex<Table>,
@@ -130,14 +172,16 @@ pub struct Containers {
     /// The host has a unified (v2-only) cgroup hierarchy. arca is built without the eBPF
     /// device filter libcgroups needs there, so device access is restricted by other means.
     unified_cgroup: bool,
+    pub settings: Settings,
 }
 
 impl Containers {
-    pub fn new(store: Arc<Store>, paths: Paths) -> Arc<Self> {
+    pub fn new(store: Arc<Store>, paths: Paths, settings: Settings) -> Arc<Self> {
         Arc::new(Self {
             table: Mutex::new(Table::default()),
             store,
             paths,
+            settings,
             execs: exec::Execs::default(),
             events: crate::events::Events::default(),
             unified_cgroup: crate::cgroups::CgroupVersion::detect(std::path::Path::new(

@@ -40,6 +40,28 @@ pub struct StateRecord {
     pub oom_killed: bool,
     pub started_at: String,
     pub finished_at: String,
+    /// The healthcheck's state, once the container has run with a healthcheck. Added
+    /// within version 1: absent in older records.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub health: Option<HealthRecord>,
+}
+
+/// `State.Health`: Docker's status (`starting`, `healthy`, `unhealthy`), the number of
+/// consecutive failures and the last few probe results, oldest first.
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
+pub struct HealthRecord {
+    pub status: String,
+    pub failing_streak: i64,
+    pub log: Vec<ProbeRecord>,
+}
+
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct ProbeRecord {
+    /// RFC 3339 with nanoseconds.
+    pub start: String,
+    pub end: String,
+    pub exit_code: i64,
+    pub output: String,
 }
 
 impl Default for StateRecord {
@@ -54,6 +76,7 @@ impl Default for StateRecord {
             oom_killed: false,
             started_at: ZERO_TIME.into(),
             finished_at: ZERO_TIME.into(),
+            health: None,
         }
     }
 }

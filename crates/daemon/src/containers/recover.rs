@@ -90,6 +90,10 @@ impl Containers {
             Ok(conn) => {
                 tracing::info!(id = %c.id, "reconnected to running container");
                 self.spawn_monitor(c.clone(), conn);
+                // Health checks resume where they were (a paused one stays stopped).
+                if c.status() == ContainerStatus::Running {
+                    self.start_health(c, false);
+                }
             }
             Err(_) => {
                 let status = self.read_exit_file(c);

@@ -179,8 +179,8 @@ impl Containers {
                 open_stdin: c.open_stdin.unwrap_or(false),
                 stdin_once: c.stdin_once.unwrap_or(false),
                 console_size,
-                group_add: Vec::new(),
-                rlimits: Vec::new(),
+                group_add: h.group_add.clone().unwrap_or_default(),
+                rlimits: super::spec::rlimits(h)?,
             },
             hostname: c.hostname.clone().unwrap_or_else(|| id.short().to_owned()),
             mounts: vec![
@@ -222,10 +222,10 @@ impl Containers {
                 seccomp,
                 privileged: h.privileged.unwrap_or(false),
             },
-            namespaces: Default::default(),
-            devices: Vec::new(),
-            shm_size: None,
-            init: None,
+            namespaces: self.namespaces_for(rec)?,
+            devices: super::spec::devices(h)?,
+            shm_size: Some(super::spec::shm_size(h)),
+            init: self.init_for(rec)?,
         })
     }
 
@@ -339,7 +339,7 @@ impl Containers {
         let pending =
             std::mem::take(&mut *c.pending_attach.lock().unwrap_or_else(|p| p.into_inner()));
         for p in pending {
-            p.connect(&config.socket, rec.config.tty.unwrap_or(false))
+            p.connect(&config.socket, super::attach::detach_mode(&rec))
                 .await;
         }
         c.update(&self.paths, |r| {
@@ -360,7 +360,7 @@ impl Containers {
         // Attach sessions that arrived while the shim was being created.
         let late = std::mem::take(&mut *c.pending_attach.lock().unwrap_or_else(|p| p.into_inner()));
         for p in late {
-            p.connect(&config.socket, rec.config.tty.unwrap_or(false))
+            p.connect(&config.socket, super::attach::detach_mode(&rec))
                 .await;
         }
         // Before the process runs, so that its `die` cannot come first.
@@ -381,6 +381,7 @@ impl Containers {
                 return Err(ApiError::from_internal("cannot start container", &e));
             }
         }
+        self.start_health(c, true);
         tracing::info!(id = %c.id, pid, "container started");
         Ok(())
     }
@@ -415,6 +416,7 @@ impl Containers {
     }
 
     pub(super) async fn on_exit(self: &Arc<Self>, c: &Arc<Container>, s: ExitStatus) {
+        self.stop_health(c);
         let result = c.update(&self.paths, |r| {
             r.state.status = ContainerStatus::Exited;
             r.state.pid = 0;
@@ -428,6 +430,10 @@ impl Containers {
             tracing::error!(id = %c.id, error = %e, "cannot record container exit");
         }
         c.mark_exited();
+        if s.oom_killed {
+            // Docker reports the OOM kill before the exit.
+            self.emit(c, "oom", &[]);
+        }
         self.emit(c, "die", &[("exitCode", s.exit_code.to_string())]);
         tracing::info!(id = %c.id, code = s.exit_code, "container exited");
         if super::restart::wants_restart(&c.snapshot()) {

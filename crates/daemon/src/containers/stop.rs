@@ -4,6 +4,7 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use arca_api::shim::{Reply, Request};
+use arca_model::ContainerStatus;
 
 use super::{Container, Containers, Life};
 use crate::error::{ApiError, ApiResult};
@@ -73,6 +74,15 @@ pub fn parse_signal(s: &str) -> ApiResult<i32> {
     Ok(n)
 }
 
+/// The container's stop signal (`Config.StopSignal`, default SIGTERM).
+fn stop_signal_of(c: &Container) -> i32 {
+    let name = c.lock().config.stop_signal.clone();
+    name.as_deref()
+        .filter(|s| !s.is_empty())
+        .and_then(|s| parse_signal(s).ok())
+        .unwrap_or(libc::SIGTERM)
+}
+
 /// What `POST /containers/{id}/wait?condition=` waits for.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum WaitCondition {
@@ -110,9 +120,22 @@ impl Containers {
         if let Err(e) = c.update(&self.paths, |r| r.state.manually_stopped = true) {
             tracing::warn!(id = %c.id, error = %e, "manual stop not saved");
         }
+        let was_paused = c.status() == ContainerStatus::Paused;
         match shim::simple(&self.paths.shim_socket(&c.id), &Request::Kill { signal }).await {
             Ok(Reply::Ok { .. }) | Ok(Reply::Exited(_)) => {
                 self.emit(c, "kill", &[("signal", signal.to_string())]);
+                // As Docker: a paused container is thawed after SIGKILL or its stop signal
+                // so that it can act on it (frozen tasks do not die on cgroup v1).
+                if was_paused && (signal == libc::SIGKILL || signal == stop_signal_of(c)) {
+                    match self.shim_freeze(c, &Request::Resume, "unpause").await {
+                        Ok(()) => {
+                            self.record_thawed(c);
+                        }
+                        Err(e) => {
+                            tracing::warn!(id = %c.id, error = %e, "cannot thaw killed container")
+                        }
+                    }
+                }
                 Ok(())
             }
             Ok(Reply::Error { message }) => Err(ApiError::conflict(format!(
@@ -168,7 +191,11 @@ impl Containers {
             let r = c.lock();
             (r.config.stop_signal.clone(), r.config.stop_timeout)
         };
-        let sig = parse_signal(signal.or(sig_name.as_deref()).unwrap_or("SIGTERM"))?;
+        let sig = parse_signal(
+            signal
+                .or(sig_name.as_deref().filter(|s| !s.is_empty()))
+                .unwrap_or("SIGTERM"),
+        )?;
         let timeout = timeout.or(default_timeout).unwrap_or(10);
         let mut rx = c.subscribe();
         if let Err(e) = self.kill(c, sig).await {

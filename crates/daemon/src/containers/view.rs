@@ -63,7 +63,7 @@ pub fn inspect(rec: &ContainerRecord, paths: &Paths) -> ContainerInspectResponse
             error: Some(s.error.clone()),
             started_at: Some(s.started_at.clone()),
             finished_at: Some(s.finished_at.clone()),
-            health: None,
+            health: s.health.as_ref().and_then(super::health::view),
         }),
         image: Some(rec.image_id.to_string()),
         resolv_conf_path: Some(dir.join("resolv.conf").display().to_string()),
@@ -126,7 +126,14 @@ pub fn status_text(rec: &ContainerRecord, now: chrono::DateTime<chrono::Utc>) ->
     };
     let s = &rec.state;
     match s.status {
-        ContainerStatus::Running => format!("Up {}", human_duration(since(&s.started_at))),
+        ContainerStatus::Running => match &s.health {
+            Some(h) if super::health::Probe::of(&rec.config).is_some() => format!(
+                "Up {} {}",
+                human_duration(since(&s.started_at)),
+                super::health::ps_suffix(h)
+            ),
+            _ => format!("Up {}", human_duration(since(&s.started_at))),
+        },
         ContainerStatus::Paused => format!("Up {} (Paused)", human_duration(since(&s.started_at))),
         ContainerStatus::Restarting => format!(
             "Restarting ({}) {} ago",
@@ -151,6 +158,15 @@ pub fn status_text(rec: &ContainerRecord, now: chrono::DateTime<chrono::Utc>) ->
 }
 
 use arca_model::human_duration;
+
+/// The health status `ps --filter health=` matches: `starting`, `healthy`, `unhealthy`, or
+/// `none` without a healthcheck.
+pub fn health_status(rec: &ContainerRecord) -> &str {
+    match &rec.state.health {
+        Some(h) if super::health::Probe::of(&rec.config).is_some() => h.status.as_str(),
+        _ => "none",
+    }
+}
 
 fn command_line(rec: &ContainerRecord) -> String {
     let mut parts = vec![rec.path.clone()];
