@@ -17,6 +17,8 @@ pub struct Daemon {
     pub root: PathBuf,
     pub exec_root: PathBuf,
     pub cgroup_parent: String,
+    /// More arcad options, kept across restarts.
+    pub extra_args: Vec<String>,
     child: Option<Child>,
 }
 
@@ -50,6 +52,11 @@ pub fn poll_until(what: &str, timeout: Duration, mut f: impl FnMut() -> bool) {
 
 impl Daemon {
     pub fn start() -> Self {
+        Self::start_with(&[])
+    }
+
+    /// A daemon with more options (e.g. `["--userns-remap", "100000:100000:65536"]`).
+    pub fn start_with(extra_args: &[&str]) -> Self {
         let dir = tempfile::Builder::new()
             .prefix("arca-e2e-")
             .tempdir_in("/tmp")
@@ -64,6 +71,7 @@ impl Daemon {
             exec_root: dir.path().join("run"),
             dir,
             cgroup_parent,
+            extra_args: extra_args.iter().map(|s| (*s).to_owned()).collect(),
             child: None,
         };
         d.spawn();
@@ -89,6 +97,7 @@ impl Daemon {
             .arg(&self.cgroup_parent)
             .arg("--log-level")
             .arg("debug")
+            .args(&self.extra_args)
             .stdout(Stdio::null())
             .stderr(log)
             .spawn()
