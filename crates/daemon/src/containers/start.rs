@@ -269,6 +269,7 @@ impl Containers {
 
     async fn start_locked(self: &Arc<Self>, c: &Arc<Container>, manual: bool) -> ApiResult<()> {
         let _op = c.op.lock().await;
+        let began = std::time::Instant::now();
         if c.life.borrow().removed {
             return Err(ApiError::not_found(format!("No such container: {}", c.id)));
         }
@@ -299,9 +300,11 @@ impl Containers {
         .map_err(|e| ApiError::internal(format!("start task failed: {e}")))?
         .map_err(|e| ApiError::from_internal("cannot prepare container files", &e))?;
 
+        let prepared = began.elapsed();
         let ready = shim::spawn(&self.paths.shim_bin, &config)
             .await
             .map_err(|e| ApiError::from_internal("cannot start container", &e))?;
+        let created = began.elapsed();
         let Some(pid) = ready.pid else {
             let message = ready
                 .error
@@ -383,6 +386,13 @@ impl Containers {
         }
         self.start_health(c, true);
         tracing::info!(id = %c.id, pid, "container started");
+        tracing::debug!(
+            id = %c.id,
+            prepared_us = prepared.as_micros() as u64,
+            created_us = created.as_micros() as u64,
+            started_us = began.elapsed().as_micros() as u64,
+            "start timings"
+        );
         Ok(())
     }
 

@@ -107,10 +107,6 @@ fn run() -> i32 {
         exit_code: None,
     });
     redirect_stdio(&Diag::open(&cfg.shim_log), true);
-    // The shim now lives as long as the container: give back what creating it took.
-    if let Err(e) = trim::release_startup_memory() {
-        Diag::open(&cfg.shim_log).warn(format_args!("could not trim memory: {e}"));
-    }
     monitor.run();
     0
 }
