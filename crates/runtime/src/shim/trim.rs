@@ -2,8 +2,9 @@
 //!
 //! A shim lives as long as its container, but most of its resident memory is left over from
 //! creating it (libcontainer's and serde's code pages, freed heap) or from handling a
-//! request. Its event loop, idle, touches almost nothing. So once the container is created,
-//! and whenever no client has connected for a moment (`TRIM_DELAY` in the monitor), the shim
+//! request. Its event loop, idle, touches almost nothing. So whenever no client has connected
+//! for a moment (`TRIM_DELAY` in the monitor; arcad connects as it starts the container, so
+//! this also covers creation), off the start path, the shim
 //! - returns free heap to the kernel (`malloc_trim`),
 //! - drops its page-table entries of clean, read-only file mappings (its own code and
 //!   read-only data, the shared libraries'): those pages stay in the page cache, shared
