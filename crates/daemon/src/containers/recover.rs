@@ -1,7 +1,15 @@
 //! Rebuilding the container table when arcad starts: records from disk, running containers
 //! reconnected to their shims, exits that happened while arcad was down recorded.
+//!
+//! A shim whose container is not recorded as running is left from a start that arcad did
+//! not finish (it stopped between spawning the shim and recording the start): it holds a
+//! created container, its rootfs and cgroup, and would keep the next start of that
+//! container waiting. It is ended (its container killed) before anything else happens.
 
 use std::sync::Arc;
+use std::time::Duration;
+
+use arca_api::shim::{Reply, Request};
 
 use arca_model::ContainerStatus;
 
@@ -72,7 +80,10 @@ impl Containers {
             n += 1;
             if running {
                 self.reattach(&c).await;
-            } else if restart {
+                continue;
+            }
+            self.end_stray_shim(&c).await;
+            if restart {
                 // `always`, and `unless-stopped` not stopped by a user, come back with arcad.
                 let this = self.clone();
                 tokio::spawn(async move {
@@ -83,6 +94,36 @@ impl Containers {
             }
         }
         Ok(n)
+    }
+
+    /// Ends the shim of a container that is not recorded as running, if there is one.
+    async fn end_stray_shim(&self, c: &Arc<Container>) {
+        let socket = self.paths.shim_socket(&c.id);
+        if !socket.exists() {
+            return;
+        }
+        let kill = shim::simple(
+            &socket,
+            &Request::Kill {
+                signal: libc::SIGKILL,
+            },
+        );
+        match tokio::time::timeout(Duration::from_secs(5), kill).await {
+            Ok(Ok(Reply::Ok { .. })) => {
+                tracing::warn!(id = %c.id, "ended the shim of a start arcad did not finish");
+                // The shim cleans up after its container; wait for it (bounded) so that a
+                // start right after recovery finds the container's state gone.
+                let state = self.paths.runtime_state().join(c.id.as_str());
+                let deadline = std::time::Instant::now() + Duration::from_secs(10);
+                while state.exists() && std::time::Instant::now() < deadline {
+                    tokio::time::sleep(Duration::from_millis(20)).await;
+                }
+            }
+            _ => {
+                // Nobody answers: a socket left by a shim that is gone.
+                let _ = std::fs::remove_file(&socket);
+            }
+        }
     }
 
     async fn reattach(self: &Arc<Self>, c: &Arc<Container>) {
