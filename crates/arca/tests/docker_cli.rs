@@ -289,3 +289,45 @@ fn docker_cli_filters_containers_and_images() {
     assert!(!stdout(&rmi).contains("Deleted"), "{}", stdout(&rmi));
     assert_ok(&d.docker(&["start", "done"]), "container still starts");
 }
+
+/// A client that reads slower than the container writes gets every byte (the container
+/// waits for it, as with Docker), and the log still gets everything too.
+#[test]
+fn slow_attached_reader_gets_all_output_and_the_log_too() {
+    use std::io::Read;
+    let d = Daemon::start();
+    d.load_busybox();
+    const BYTES: usize = 12_000_000;
+    let script = format!("yes 0123456789abcdef0123456789abcdef | head -c {BYTES}; echo; echo end");
+    let mut child = std::process::Command::new(common::DOCKER)
+        .args(["run", "--name", "slow", "busybox", "sh", "-c", &script])
+        .env("DOCKER_HOST", d.host())
+        .env("DOCKER_CONFIG", d.dir.path().join("docker-config"))
+        .stdin(std::process::Stdio::null())
+        .stdout(std::process::Stdio::piped())
+        .spawn()
+        .expect("docker run");
+    let mut out = child.stdout.take().expect("stdout");
+    // Fall behind first: the container's output piles up against its backpressure.
+    std::thread::sleep(Duration::from_millis(1500));
+    let mut got = Vec::new();
+    let mut buf = vec![0u8; 64 << 10];
+    let deadline = std::time::Instant::now() + Duration::from_secs(60);
+    loop {
+        let n = out.read(&mut buf).expect("read");
+        if n == 0 {
+            break;
+        }
+        got.extend_from_slice(&buf[..n]);
+        assert!(
+            std::time::Instant::now() < deadline,
+            "reading took too long"
+        );
+    }
+    assert!(child.wait().expect("wait").success());
+    assert_eq!(got.len(), BYTES + "\nend\n".len(), "bytes received");
+    assert!(got.ends_with(b"\nend\n"));
+    let logs = d.docker(&["logs", "--tail", "1", "slow"]);
+    assert_eq!(stdout(&logs), "end\n", "the log has the end of the output");
+    assert_ok(&d.docker(&["rm", "slow"]), "rm");
+}

@@ -3,11 +3,16 @@
 
 use std::io::{self, Read, Write};
 use std::os::unix::net::UnixStream;
+use std::time::Instant;
 
 use arca_api::shim::{Reply, Request};
 
-/// Output a client may have waiting before it is dropped as too slow.
+/// Output a client may have waiting before it is dropped as too slow. Streams stay well
+/// below it: the monitor stops reading a process's output while one of its clients has
+/// [`OUTPUT_HIGH_WATER`] waiting (backpressure, as Docker's attach blocks the container).
 pub const MAX_BUFFERED: usize = 4 << 20;
+/// Stop reading a process's output while one of its clients has this much waiting.
+pub const OUTPUT_HIGH_WATER: usize = 1 << 20;
 /// Longest request line accepted.
 const MAX_REQUEST: usize = 64 << 10;
 
@@ -42,6 +47,8 @@ pub struct Client {
     pub read_closed: bool,
     /// Drop the connection (the peer is gone or misbehaved).
     pub dead: bool,
+    /// When the client last took bytes (or connected).
+    pub last_progress: Instant,
 }
 
 /// What reading from a client produced.
@@ -65,6 +72,7 @@ impl Client {
             wpos: 0,
             read_closed: false,
             dead: false,
+            last_progress: Instant::now(),
         })
     }
 
@@ -110,7 +118,10 @@ impl Client {
         while self.has_output() && !self.dead {
             match self.stream.write(&self.wbuf[self.wpos..]) {
                 Ok(0) => self.dead = true,
-                Ok(n) => self.wpos += n,
+                Ok(n) => {
+                    self.wpos += n;
+                    self.last_progress = Instant::now();
+                }
                 Err(e) if e.kind() == io::ErrorKind::WouldBlock => break,
                 Err(e) if e.kind() == io::ErrorKind::Interrupted => {}
                 Err(_) => self.dead = true,

@@ -13,6 +13,13 @@
 //! records its status, answers its `ExecWait`s and closes its stream. Execs die with the
 //! init (the kernel kills the PID namespace); their statuses are kept until the shim exits.
 //!
+//! The init's output has the same backpressure: while an attached client has
+//! [`OUTPUT_HIGH_WATER`] bytes waiting, the shim stops reading the init's output, so the
+//! container blocks on its writes (as with Docker's attach) instead of the client losing
+//! output. After the init exited, the drain deadline is extended while such a client keeps
+//! taking bytes; one that takes nothing for [`DRAIN_LIMIT`] is dropped, so that the rest of
+//! the output still reaches the log.
+//!
 //! On exit: drain output to EOF, flush the log, read the OOM counter, write the exit file,
 //! detach the rootfs mount (`MNT_DETACH`, cheap), then answer `Wait` and close attach
 //! streams, so that a client that saw `Exited` may remove the container's directories at
@@ -45,7 +52,7 @@ mod control;
 mod execs;
 mod requests;
 
-use super::client::{Client, Input, Role};
+use super::client::{Client, Input, OUTPUT_HIGH_WATER, Role};
 use super::create::Created;
 use super::diag::{Diag, chain};
 use super::exec::Exec;
@@ -64,7 +71,7 @@ const FLUSH_LIMIT: Duration = Duration::from_secs(5);
 /// [`crate::shim::trim`]): handling a request runs code that the idle loop does not need.
 const TRIM_DELAY: Duration = Duration::from_millis(200);
 /// Stop reading an exec's output while its client has this much waiting.
-const EXEC_OUTPUT_HIGH_WATER: usize = 1 << 20;
+const EXEC_OUTPUT_HIGH_WATER: usize = OUTPUT_HIGH_WATER;
 
 /// Whose stdio.
 #[derive(Clone, Copy, PartialEq, Eq)]
@@ -211,6 +218,12 @@ impl Monitor {
         loop {
             self.settle_execs();
             self.clients.retain(|c| !c.finished());
+            if self.status.is_none() && self.reaped.is_some() {
+                self.drop_stalled_clients();
+                if self.init_output_held_back() {
+                    self.deadline = Some(Instant::now() + DRAIN_LIMIT);
+                }
+            }
             if self.status.is_none()
                 && self.reaped.is_some()
                 && ((self.io.drained() && !self.execs.iter().any(Exec::active))
@@ -267,6 +280,7 @@ impl Monitor {
             }
         };
         let held_back = self.exec_backpressure();
+        let init_held_back = self.init_output_held_back();
         let ready: Vec<(Token, PollFlags)> = {
             let mut tokens = Vec::with_capacity(self.clients.len() + 5);
             let mut fds: Vec<PollFd<'_>> = Vec::with_capacity(self.clients.len() + 5);
@@ -283,8 +297,10 @@ impl Monitor {
             if self.reaped.is_none() || running_exec {
                 add!(Token::Signal, self.sigfd.as_fd(), PollFlags::POLLIN);
             }
-            for (i, fd) in self.io.outputs() {
-                add!(Token::Output(Target::Init, i), fd, PollFlags::POLLIN);
+            if !init_held_back {
+                for (i, fd) in self.io.outputs() {
+                    add!(Token::Output(Target::Init, i), fd, PollFlags::POLLIN);
+                }
             }
             if let Some(fd) = self.io.stdin_pending() {
                 add!(Token::Stdin(Target::Init), fd, PollFlags::POLLOUT);
@@ -334,6 +350,24 @@ impl Monitor {
             }
         }
         Ok(())
+    }
+
+    /// Whether an attached client has so much of the init's output waiting that the shim
+    /// must stop reading more.
+    fn init_output_held_back(&self) -> bool {
+        self.clients.iter().any(holds_back_init_output)
+    }
+
+    /// After the init exited: drops attached clients that hold its output back and took
+    /// nothing for [`DRAIN_LIMIT`], so the rest of the output can still reach the log.
+    fn drop_stalled_clients(&mut self) {
+        for c in &mut self.clients {
+            if holds_back_init_output(c) && c.last_progress.elapsed() >= DRAIN_LIMIT {
+                c.dead = true;
+                self.diag
+                    .warn("dropping an attached client that stopped reading");
+            }
+        }
     }
 
     fn io_of(&self, target: Target) -> &ProcessIo {
@@ -568,6 +602,12 @@ impl Monitor {
 }
 
 /// The client's role feeds this process's stdin.
+fn holds_back_init_output(c: &Client) -> bool {
+    matches!(c.role, Role::Attached { stdout, stderr, .. } if stdout || stderr)
+        && !c.dead
+        && c.buffered() >= OUTPUT_HIGH_WATER
+}
+
 fn feeds(role: Role) -> Option<Target> {
     match role {
         Role::Attached { stdin: true, .. } => Some(Target::Init),
