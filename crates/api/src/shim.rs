@@ -167,6 +167,9 @@ pub struct LogConfig {
     pub max_size: u64,
     /// Files kept, counting `<log>` itself; at least 1 (1 = drop the old file on rotation).
     pub max_files: u32,
+    /// Docker's `--log-driver none`: output goes only to attached clients, no log is written.
+    #[serde(default)]
+    pub disabled: bool,
 }
 
 impl LogConfig {
@@ -179,6 +182,7 @@ impl Default for LogConfig {
         Self {
             max_size: Self::DEFAULT_MAX_SIZE,
             max_files: Self::DEFAULT_MAX_FILES,
+            disabled: false,
         }
     }
 }

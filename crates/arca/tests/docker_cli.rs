@@ -331,3 +331,55 @@ fn slow_attached_reader_gets_all_output_and_the_log_too() {
     assert_eq!(stdout(&logs), "end\n", "the log has the end of the output");
     assert_ok(&d.docker(&["rm", "slow"]), "rm");
 }
+
+/// `--log-driver none`: attached clients still get the output, nothing is written to
+/// disk, and reading logs is refused as Docker refuses it.
+#[test]
+fn log_driver_none_writes_no_log_and_refuses_reading() {
+    let d = Daemon::start();
+    d.load_busybox();
+    let out = d.docker(&[
+        "run",
+        "--name",
+        "quiet",
+        "--log-driver",
+        "none",
+        "busybox",
+        "echo",
+        "hello",
+    ]);
+    assert_ok(&out, "run --log-driver none");
+    assert_eq!(stdout(&out), "hello\n");
+    let id = stdout(&d.docker(&["inspect", "-f", "{{.Id}}", "quiet"]))
+        .trim()
+        .to_owned();
+    let dir = d.root.join("containers").join(&id);
+    let logs: Vec<_> = std::fs::read_dir(&dir)
+        .expect("container dir")
+        .flatten()
+        .filter(|e| e.file_name().to_string_lossy().contains("-json.log"))
+        .collect();
+    assert!(logs.is_empty(), "no log file expected in {}", dir.display());
+    let out = d.docker(&["logs", "quiet"]);
+    assert!(!out.status.success());
+    assert!(
+        stderr(&out).contains("configured logging driver does not support reading"),
+        "{}",
+        stderr(&out)
+    );
+    // The docker CLI refuses options for `none` itself; the daemon does too.
+    let body = r#"{"Image":"busybox","HostConfig":{"LogConfig":{"Type":"none","Config":{"max-size":"1m"}}}}"#;
+    let (code, reply) = common::http(
+        &d.socket,
+        "POST",
+        "/containers/create",
+        Some(("application/json", body.as_bytes())),
+    )
+    .expect("create");
+    assert_eq!(code, 400, "{reply}");
+    assert!(
+        reply.contains("unknown log opt 'max-size' for none log driver"),
+        "{reply}"
+    );
+    assert_ok(&d.docker(&["rm", "quiet"]), "rm");
+}

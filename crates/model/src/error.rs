@@ -16,4 +16,7 @@ pub enum ErrorKind {
     Unavailable,
     /// A bug or a host failure (500).
     Internal,
+    /// The operation exists but this configuration cannot do it, e.g. reading the logs of
+    /// a container whose logging driver is `none` (501).
+    NotImplemented,
 }

@@ -294,6 +294,7 @@ mod tests {
             LogConfig {
                 max_size,
                 max_files,
+                disabled: false,
             },
         )
         .expect("open");

@@ -293,7 +293,20 @@ pub async fn logs(
     q: Q,
 ) -> ApiResult<Response> {
     let c = st.containers.get(&id)?;
-    let tty = c.snapshot().config.tty.unwrap_or(false);
+    let rec = c.snapshot();
+    let tty = rec.config.tty.unwrap_or(false);
+    if rec
+        .host_config
+        .log_config
+        .as_ref()
+        .and_then(|l| l.typ.as_deref())
+        == Some("none")
+    {
+        return Err(ApiError::new(
+            arca_model::ErrorKind::NotImplemented,
+            "configured logging driver does not support reading",
+        ));
+    }
     let (stdout, stderr) = (q.bool("stdout", false), q.bool("stderr", false));
     if !stdout && !stderr {
         return Err(ApiError::invalid(

@@ -1,6 +1,7 @@
 //! `HostConfig.LogConfig` → the shim's log rotation ([`LogConfig`]).
 //!
-//! Only Docker's `json-file` driver exists (`Type` `""` or `"json-file"`). Its `max-size`
+//! Docker's `json-file` driver (`Type` `""` or `"json-file"`) and `none` (no log at all;
+//! reading logs is then a 501, as with Docker). json-file's `max-size`
 //! takes Docker's size strings (`500k`, `10m`, `1.5g`, plain bytes; binary units, as
 //! go-units' `RAMInBytes`), `max-file` an integer >= 1. Missing options take the defaults
 //! of [`LogConfig`] (rotation is on unless `max-size=0`). Other json-file options Docker
@@ -21,9 +22,18 @@ pub fn parse(lc: Option<&HostConfigLogConfig>) -> ApiResult<LogConfig> {
         return Ok(cfg);
     };
     let typ = lc.typ.as_deref().unwrap_or("");
+    if typ == "none" {
+        if let Some(k) = lc.config.iter().flatten().map(|(k, _)| k).next() {
+            return Err(ApiError::invalid(format!(
+                "unknown log opt '{k}' for none log driver"
+            )));
+        }
+        cfg.disabled = true;
+        return Ok(cfg);
+    }
     if !matches!(typ, "" | "json-file") {
         return Err(ApiError::invalid(format!(
-            "logging driver {typ:?} is not supported (only json-file)"
+            "logging driver {typ:?} is not supported (only json-file and none)"
         )));
     }
     for (k, v) in lc.config.iter().flatten() {
@@ -160,9 +170,16 @@ mod tests {
             cfg,
             LogConfig {
                 max_size: 1024,
-                max_files: 2
+                max_files: 2,
+                disabled: false,
             }
         );
+    }
+
+    #[test]
+    fn none_driver_disables_the_log() {
+        let cfg = parse(Some(&lc("none", &[]))).expect("valid");
+        assert!(cfg.disabled);
     }
 
     #[test]
@@ -174,6 +191,7 @@ mod tests {
             lc("", &[("max-file", "-1")]),
             lc("", &[("max-file", "x")]),
             lc("", &[("nope", "1")]),
+            lc("none", &[("max-size", "1m")]),
         ] {
             let e = parse(Some(&bad)).expect_err("invalid");
             assert_eq!(e.kind, arca_model::ErrorKind::InvalidArgument, "{bad:?}");

@@ -166,11 +166,17 @@ impl Monitor {
             sigprocmask(SigmaskHow::SIG_BLOCK, Some(&mask), None).map_err(MonitorError::Signal)?;
             let sigfd = SignalFd::with_flags(&mask, SfdFlags::SFD_NONBLOCK | SfdFlags::SFD_CLOEXEC)
                 .map_err(MonitorError::Signal)?;
-            let log =
-                RotatingFile::open(&cfg.log_path, cfg.log).map_err(|source| MonitorError::Log {
-                    path: cfg.log_path.display().to_string(),
-                    source,
+            let log = if cfg.log.disabled {
+                None
+            } else {
+                let file = RotatingFile::open(&cfg.log_path, cfg.log).map_err(|source| {
+                    MonitorError::Log {
+                        path: cfg.log_path.display().to_string(),
+                        source,
+                    }
                 })?;
+                Some(JsonLog::new(file))
+            };
             let io = ProcessIo::new(io, cfg.process.open_stdin).map_err(MonitorError::Stdio)?;
             Ok((sigfd, log, io))
         };
@@ -197,7 +203,7 @@ impl Monitor {
             confinement,
             execs: Vec::new(),
             clients: Vec::new(),
-            log: Some(JsonLog::new(log)),
+            log,
             started: false,
             reaped: None,
             deadline: None,
