@@ -66,3 +66,54 @@ fn logs_rotate_by_log_opts_and_read_across_files() {
     let out = d.docker(&["create", "--log-driver", "syslog", "busybox", "true"]);
     assert!(!out.status.success(), "syslog accepted");
 }
+
+/// arcad's `--log-opt` is the default of containers that set none (recorded in their
+/// HostConfig, as Docker does); a container's own options win.
+#[test]
+fn daemon_log_opts_are_the_default_rotation() {
+    let d = common::Daemon::start_with(&["--log-opt", "max-size=1k", "--log-opt", "max-file=2"]);
+    d.load_busybox();
+    let script =
+        "i=0; while [ $i -lt 200 ]; do echo line-$i-xxxxxxxxxxxxxxxxxxxx; i=$((i+1)); done";
+    let out = d.docker(&["run", "--name", "small", "busybox", "sh", "-c", script]);
+    common::assert_ok(&out, "run");
+    let cfg = common::stdout(&d.docker(&[
+        "inspect",
+        "-f",
+        "{{.HostConfig.LogConfig.Type}} {{index .HostConfig.LogConfig.Config \"max-size\"}} {{index .HostConfig.LogConfig.Config \"max-file\"}}",
+        "small",
+    ]));
+    assert_eq!(cfg.trim(), "json-file 1k 2");
+    let id = common::stdout(&d.docker(&["inspect", "-f", "{{.Id}}", "small"]))
+        .trim()
+        .to_owned();
+    let log = d
+        .root
+        .join("containers")
+        .join(&id)
+        .join(format!("{id}-json.log"));
+    let rotated = |n: u32| std::path::PathBuf::from(format!("{}.{n}", log.display()));
+    assert!(log.exists() && rotated(1).exists(), "rotated at 1k");
+    assert!(!rotated(2).exists(), "only 2 files kept");
+    assert!(std::fs::metadata(&log).expect("stat").len() <= 1024);
+
+    let out = d.docker(&[
+        "run",
+        "--name",
+        "own",
+        "--log-opt",
+        "max-size=1m",
+        "busybox",
+        "sh",
+        "-c",
+        script,
+    ]);
+    common::assert_ok(&out, "run with its own max-size");
+    let cfg = common::stdout(&d.docker(&[
+        "inspect",
+        "-f",
+        "{{index .HostConfig.LogConfig.Config \"max-size\"}} {{index .HostConfig.LogConfig.Config \"max-file\"}}",
+        "own",
+    ]));
+    assert_eq!(cfg.trim(), "1m 2", "own max-size, the daemon's max-file");
+}

@@ -63,6 +63,10 @@ pub struct DaemonConfig {
     pub detach_keys: Option<String>,
     /// Daemon-wide user-namespace remapping, `<uid>:<gid>:<size>`.
     pub userns_remap: Option<String>,
+    /// Logging driver of containers that name none (`json-file` or `none`).
+    pub log_driver: Option<String>,
+    /// `key=value` options of that driver (e.g. `max-size=50m`).
+    pub log_opts: Vec<String>,
 }
 
 /// The container settings a config asks for, validated.
@@ -79,6 +83,22 @@ fn settings(config: &DaemonConfig) -> Result<containers::Settings, DaemonError> 
         s.userns_remap =
             Some(containers::spec::parse_userns_remap(r).map_err(DaemonError::Option)?);
     }
+    if let Some(d) = config.log_driver.as_deref().filter(|d| !d.is_empty()) {
+        s.log_config.typ = Some(d.to_owned());
+    }
+    if !config.log_opts.is_empty() {
+        let mut opts = std::collections::HashMap::new();
+        for o in &config.log_opts {
+            let (k, v) = o.split_once('=').ok_or_else(|| {
+                DaemonError::Option(format!("invalid --log-opt {o:?}: want key=value"))
+            })?;
+            opts.insert(k.to_owned(), v.to_owned());
+        }
+        s.log_config.config = Some(opts);
+    }
+    // The same checks a container's own log config gets.
+    containers::log_config::parse(Some(&s.log_config))
+        .map_err(|e| DaemonError::Option(e.message))?;
     Ok(s)
 }
 

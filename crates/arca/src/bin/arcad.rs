@@ -31,6 +31,12 @@ struct Args {
     /// Remap container users: container root is host <uid>:<gid>, <size> ids mapped.
     #[arg(long = "userns-remap", value_name = "UID:GID:SIZE")]
     userns_remap: Option<String>,
+    /// Logging driver of containers that name none: json-file (default) or none.
+    #[arg(long = "log-driver")]
+    log_driver: Option<String>,
+    /// Option of that logging driver, key=value (repeatable), e.g. max-size=50m, max-file=5.
+    #[arg(long = "log-opt", value_name = "KEY=VALUE")]
+    log_opts: Vec<String>,
     /// Log level filter (error, warn, info, debug, trace).
     #[arg(
         long = "log-level",
@@ -65,6 +71,8 @@ fn main() {
         init_path: args.init_path,
         detach_keys: args.detach_keys,
         userns_remap: args.userns_remap,
+        log_driver: args.log_driver,
+        log_opts: args.log_opts,
     };
     let rt = match tokio::runtime::Builder::new_multi_thread()
         .worker_threads(2)

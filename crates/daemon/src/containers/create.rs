@@ -35,7 +35,11 @@ impl Containers {
             Some(n) => validate_name(n)?,
             None => self.random_name(),
         };
-        let host_config = body.host_config.clone().unwrap_or_default();
+        let mut host_config = body.host_config.clone().unwrap_or_default();
+        host_config.log_config = Some(super::log_config::with_defaults(
+            host_config.log_config.take(),
+            &self.settings.log_config,
+        ));
         validate_host_config(&host_config)?;
         validate_config(&body)?;
 

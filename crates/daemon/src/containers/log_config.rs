@@ -15,6 +15,28 @@ use crate::error::{ApiError, ApiResult};
 
 const IGNORED_OPTS: &[&str] = &["compress", "labels", "env", "env-regex", "tag"];
 
+/// A container's log config with the daemon's defaults filled in, as Docker does at create:
+/// no driver → the daemon's driver; with the daemon's driver, the daemon's options for
+/// every option the container does not set. The result is what the container records.
+pub fn with_defaults(
+    own: Option<HostConfigLogConfig>,
+    daemon: &HostConfigLogConfig,
+) -> HostConfigLogConfig {
+    let mut lc = own.unwrap_or_default();
+    if lc.typ.as_deref().unwrap_or("").is_empty() {
+        lc.typ = daemon.typ.clone();
+    }
+    if lc.typ == daemon.typ
+        && let Some(defaults) = &daemon.config
+    {
+        let own = lc.config.get_or_insert_with(Default::default);
+        for (k, v) in defaults {
+            own.entry(k.clone()).or_insert_with(|| v.clone());
+        }
+    }
+    lc
+}
+
 /// Validates and converts; errors are `InvalidArgument` (400).
 pub fn parse(lc: Option<&HostConfigLogConfig>) -> ApiResult<LogConfig> {
     let mut cfg = LogConfig::default();
@@ -174,6 +196,24 @@ mod tests {
                 disabled: false,
             }
         );
+    }
+
+    #[test]
+    fn daemon_defaults_fill_what_the_container_leaves_out() {
+        let daemon = lc("json-file", &[("max-size", "1k"), ("max-file", "5")]);
+        let merged = with_defaults(None, &daemon);
+        assert_eq!(merged.typ.as_deref(), Some("json-file"));
+        assert_eq!(merged.config, daemon.config);
+        let own = with_defaults(Some(lc("", &[("max-file", "2")])), &daemon);
+        let cfg = parse(Some(&own)).expect("valid");
+        assert_eq!(
+            (cfg.max_size, cfg.max_files),
+            (1024, 2),
+            "the container's own wins"
+        );
+        // Another driver than the daemon's takes none of the daemon's options.
+        let none = with_defaults(Some(lc("none", &[])), &daemon);
+        assert!(parse(Some(&none)).expect("valid").disabled);
     }
 
     #[test]

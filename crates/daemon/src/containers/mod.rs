@@ -146,6 +146,9 @@ pub struct Settings {
     /// Daemon-wide user-namespace remapping (arcad's `--userns-remap`); containers with
     /// `--userns host` opt out.
     pub userns_remap: Option<arca_api::shim::IdMaps>,
+    /// The logging driver and options of containers that name none (arcad's
+    /// `--log-driver` / `--log-opt`).
+    pub log_config: arca_api::docker::HostConfigLogConfig,
 }
 
 impl Default for Settings {
@@ -157,6 +160,10 @@ impl Default for Settings {
                 .unwrap_or_else(|| "arca-init".into()),
             detach_keys: detach::DEFAULT_DETACH_KEYS.into(),
             userns_remap: None,
+            log_config: arca_api::docker::HostConfigLogConfig {
+                typ: Some("json-file".into()),
+                config: None,
+            },
         }
     }
 }
