@@ -62,12 +62,14 @@ fn bollard_runs_waits_and_reads_logs_of_a_container() {
         )
         .await;
         assert_eq!(id.len(), 64);
-        // Wait is registered before start, as `docker run` does.
+        docker.start_container(&id, None).await.expect("start");
+        // bollard sends the wait request only when its stream is first polled, i.e. after
+        // the start; the container may have exited by then, so wait for "not running"
+        // (a "next-exit" wait could miss that exit and wait forever).
         let wait_opts = WaitContainerOptionsBuilder::default()
-            .condition("next-exit")
+            .condition("not-running")
             .build();
         let mut wait = Box::pin(docker.wait_container(&id, Some(wait_opts)));
-        docker.start_container(&id, None).await.expect("start");
         // A non-zero exit is an error carrying the code in bollard's API.
         match wait.next().await.expect("wait result") {
             Err(bollard::errors::Error::DockerContainerWaitError { code, .. }) => {
