@@ -194,27 +194,10 @@ fn split_zone(value: &str) -> Option<(&str, &str)> {
 
 /// `nofile=1024:2048` or `nproc=512` (go-units' `ParseUlimit`).
 pub fn ulimit(val: &str) -> Result<ResourcesUlimits, String> {
-    const NAMES: &[&str] = &[
-        "core",
-        "cpu",
-        "data",
-        "fsize",
-        "locks",
-        "memlock",
-        "msgqueue",
-        "nice",
-        "nofile",
-        "nproc",
-        "rss",
-        "rtprio",
-        "rttime",
-        "sigpending",
-        "stack",
-    ];
     let (name, limits) = val
         .split_once('=')
         .ok_or_else(|| format!("invalid ulimit argument: {val}"))?;
-    if !NAMES.contains(&name) {
+    if !arca_model::ulimit::is_ulimit_name(name) {
         return Err(format!("invalid ulimit type: {name}"));
     }
     let num = |s: &str| {

@@ -8,6 +8,7 @@ mod error;
 mod id;
 mod reference;
 mod state;
+pub mod ulimit;
 
 pub use digest::{Digest, DigestError};
 pub use duration::human_duration;

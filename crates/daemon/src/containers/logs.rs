@@ -188,41 +188,39 @@ fn read_initial(
     }
     for n in (1..=old).rev() {
         if let Ok(f) = File::open(rotated(path, n)) {
-            let mut out = Vec::new();
-            let mut pos = 0;
-            // A file at a time would hold up to a whole file of frames: send as we go.
-            loop {
-                let next = read_lines_limited(&f, pos, opts, &mut out, SEND_BATCH);
-                for b in out.drain(..) {
-                    if !sink(b) {
-                        return None;
-                    }
-                }
-                if next == pos {
-                    break;
-                }
-                pos = next;
-            }
+            stream_lines(&f, u64::MAX, opts, sink)?;
         }
     }
     if let Ok(f) = File::open(path) {
-        let mut out = Vec::new();
-        let mut pos = 0;
-        while pos < cursor.pos {
-            let next = read_lines_limited(&f, pos, opts, &mut out, SEND_BATCH);
-            for b in out.drain(..) {
-                if !sink(b) {
-                    return None;
-                }
-            }
-            if next == pos {
-                break;
-            }
-            pos = next;
-        }
-        cursor.pos = pos;
+        cursor.pos = stream_lines(&f, cursor.pos, opts, sink)?;
     }
     Some(cursor)
+}
+
+/// Sends the frames of the complete lines of `f` before byte `end` into `sink` in batches
+/// (a whole file of frames could be large); returns where reading stopped, or `None` if the
+/// sink stopped.
+fn stream_lines(
+    f: &File,
+    end: u64,
+    opts: &LogOpts,
+    sink: &mut dyn FnMut(Bytes) -> bool,
+) -> Option<u64> {
+    let mut out = Vec::new();
+    let mut pos = 0;
+    while pos < end {
+        let next = read_lines_limited(f, pos, opts, &mut out, SEND_BATCH);
+        for b in out.drain(..) {
+            if !sink(b) {
+                return None;
+            }
+        }
+        if next == pos {
+            break;
+        }
+        pos = next;
+    }
+    Some(pos)
 }
 
 /// Lines read per batch when streaming history.

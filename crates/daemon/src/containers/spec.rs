@@ -18,25 +18,6 @@ use crate::error::{ApiError, ApiResult};
 /// Docker's `/dev/shm` size when `ShmSize` is 0 or absent.
 pub const DEFAULT_SHM_SIZE: u64 = 64 << 20;
 
-/// The rlimit names Docker accepts (`docker run --ulimit <name>=soft:hard`).
-const ULIMIT_NAMES: &[&str] = &[
-    "core",
-    "cpu",
-    "data",
-    "fsize",
-    "locks",
-    "memlock",
-    "msgqueue",
-    "nice",
-    "nofile",
-    "nproc",
-    "rss",
-    "rtprio",
-    "rttime",
-    "sigpending",
-    "stack",
-];
-
 /// One namespace's mode as the API spells it.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum NsMode<'a> {
@@ -126,7 +107,7 @@ pub fn rlimits(h: &HostConfig) -> ApiResult<Vec<Rlimit>> {
     let mut out: Vec<Rlimit> = Vec::new();
     for u in h.ulimits.iter().flatten() {
         let name = u.name.clone().unwrap_or_default().to_ascii_lowercase();
-        if !ULIMIT_NAMES.contains(&name.as_str()) {
+        if !arca_model::ulimit::is_ulimit_name(&name) {
             return Err(ApiError::invalid(format!("invalid ulimit type: {name}")));
         }
         let (soft, hard) = (value(u.soft), value(u.hard.or(u.soft)));
