@@ -5,11 +5,11 @@
 
 mod common;
 
-use std::io::{BufRead, BufReader, Read, Write};
-use std::process::{Child, Command, Stdio};
-use std::sync::{Arc, Mutex};
-use std::time::{Duration, Instant};
+use std::io::{BufRead, BufReader, Read};
+use std::process::{Command, Stdio};
+use std::time::Duration;
 
+use common::pty::Pty;
 use common::{DOCKER, Daemon, assert_ok, poll_until, stderr, stdout};
 
 const ARCA: &str = env!("CARGO_BIN_EXE_arca");
@@ -23,77 +23,6 @@ fn inspect(d: &Daemon, name: &str) -> serde_json::Value {
 
 fn running(d: &Daemon, name: &str) -> bool {
     inspect(d, name)["State"]["Running"] == true
-}
-
-/// A client command line in a pseudo-terminal, typed into as the test goes.
-struct Pty {
-    child: Child,
-    output: Arc<Mutex<Vec<u8>>>,
-}
-
-impl Pty {
-    fn spawn(d: &Daemon, cmdline: &str) -> Self {
-        let mut child = Command::new("script")
-            .args(["-qec", cmdline, "/dev/null"])
-            .env("ARCA_HOST", d.host())
-            .env("DOCKER_HOST", d.host())
-            .env("DOCKER_CONFIG", d.dir.path().join("docker-config"))
-            .stdin(Stdio::piped())
-            .stdout(Stdio::piped())
-            .stderr(Stdio::null())
-            .spawn()
-            .expect("spawn script");
-        let output = Arc::new(Mutex::new(Vec::new()));
-        let mut out = child.stdout.take().expect("stdout");
-        let sink = output.clone();
-        std::thread::spawn(move || {
-            let mut buf = [0u8; 4096];
-            while let Ok(n) = out.read(&mut buf) {
-                if n == 0 {
-                    break;
-                }
-                sink.lock()
-                    .expect("output lock")
-                    .extend_from_slice(&buf[..n]);
-            }
-        });
-        Self { child, output }
-    }
-
-    fn text(&self) -> String {
-        String::from_utf8_lossy(&self.output.lock().expect("output lock")).into_owned()
-    }
-
-    fn send(&mut self, bytes: &[u8]) {
-        let stdin = self.child.stdin.as_mut().expect("stdin");
-        stdin.write_all(bytes).expect("type into pty");
-        stdin.flush().expect("flush");
-    }
-
-    fn wait_for(&self, what: &str) {
-        poll_until(
-            &format!("{what:?} in the session"),
-            Duration::from_secs(15),
-            || self.text().contains(what),
-        );
-    }
-
-    /// The client's exit status, within a deadline.
-    fn finish(mut self) -> (Option<i32>, String) {
-        let deadline = Instant::now() + Duration::from_secs(15);
-        loop {
-            if let Some(st) = self.child.try_wait().expect("try_wait") {
-                std::thread::sleep(Duration::from_millis(50));
-                return (st.code(), self.text());
-            }
-            if Instant::now() > deadline {
-                let _ = self.child.kill();
-                let _ = self.child.wait();
-                panic!("client did not exit: {}", self.text());
-            }
-            std::thread::sleep(Duration::from_millis(20));
-        }
-    }
 }
 
 #[test]

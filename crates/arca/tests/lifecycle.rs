@@ -10,6 +10,7 @@ use std::os::unix::net::UnixStream;
 use std::process::{Command, Stdio};
 use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
 
+use common::pty::Pty;
 use common::{DOCKER, Daemon, assert_ok, http, poll_until, stderr, stdout};
 
 fn now() -> String {
@@ -564,29 +565,40 @@ fn detach_keys_end_an_attach_and_leave_the_container_running() {
     assert_eq!(inspect(&d, "cat", "{{.State.Running}}"), "true");
 
     // The docker CLI with a TTY: the keys detach, the shell keeps running with its stdin
-    // open. (Keys typed ahead pass the pty's line discipline before the CLI makes it raw,
-    // which would swallow ctrl-q as XON: hence ctrl-a,ctrl-b here.)
-    let out = d.in_pty(
+    // open. Typing waits for the session's output, so the CLI has made the terminal raw.
+    let mut session = Pty::spawn(
+        &d,
         &format!("{DOCKER} run -it --detach-keys ctrl-a,ctrl-b --name tty busybox sh"),
-        b"echo in-$((40+2))\n\x01\x02",
     );
+    session.wait_for("/ # ");
+    session.send(b"echo in-$((40+2))\n");
+    session.wait_for("in-42");
+    session.send(b"\x01\x02");
     // docker 28 detaches silently (exit 0); older CLIs printed "read escape sequence".
-    assert_ok(&out, "detach from a TTY session");
+    let (code, text) = session.finish();
+    assert_eq!(code, Some(0), "{text}");
     assert_eq!(inspect(&d, "tty", "{{.State.Running}}"), "true");
-    poll_until(
-        "the typed command's output in the log",
-        Duration::from_secs(10),
-        || stdout(&d.docker(&["logs", "tty"])).contains("in-42"),
-    );
-    let out = d.in_pty(
+    assert!(stdout(&d.docker(&["logs", "tty"])).contains("in-42"));
+    // `docker attach` prints nothing until typed into, and input typed before it has
+    // attached may be lost: type until the shell answers (bounded), then detach.
+    let mut session = Pty::spawn(
+        &d,
         &format!("{DOCKER} attach --detach-keys ctrl-a,ctrl-b tty"),
-        b"echo again-$((1+1))\n\x01\x02",
     );
+    poll_until(
+        "the reattached shell to answer",
+        Duration::from_secs(15),
+        || {
+            session.send(b"echo again-$((1+1))\n");
+            std::thread::sleep(Duration::from_millis(300));
+            session.text().contains("again-2")
+        },
+    );
+    session.send(b"\x01\x02");
+    let (_, text) = session.finish();
     // `docker attach` reports the detach (and exits 1), `docker run` detaches silently.
-    assert!(stdout(&out).contains("read escape sequence"), "{out:?}");
-    poll_until("output after reattaching", Duration::from_secs(10), || {
-        stdout(&d.docker(&["logs", "tty"])).contains("again-2")
-    });
+    assert!(text.contains("read escape sequence"), "{text:?}");
+    assert!(stdout(&d.docker(&["logs", "tty"])).contains("again-2"));
     assert_eq!(inspect(&d, "tty", "{{.State.Running}}"), "true");
 
     // Exec sessions detach the same way.

@@ -9,6 +9,8 @@ use std::path::{Path, PathBuf};
 use std::process::{Child, Command, Output, Stdio};
 use std::time::{Duration, Instant};
 
+pub mod pty;
+
 pub const DOCKER: &str = "/usr/local/bin/docker";
 
 pub struct Daemon {
