@@ -37,6 +37,34 @@ impl Store {
         self.image_by_id(&id)
     }
 
+    /// [`Store::create_image`] for a client that already unpacked or verified some layers
+    /// with [`Store::unpack_layer`]: `verified` lists those (blob, diff_id) pairs, whose
+    /// snapshots are then not hashed a second time.
+    pub fn create_image_verified(
+        &self,
+        config: &[u8],
+        layers: &[LayerBlob],
+        tags: &[Reference],
+        verified: &HashSet<(Digest, Digest)>,
+    ) -> Result<Image, StoreError> {
+        let _shared = self.gc_shared();
+        let prepared = self.prepare(config, layers, verified)?;
+        let id = prepared.record.id.clone();
+        let tags: Vec<_> = tags.iter().map(|t| (t.clone(), id.clone())).collect();
+        self.commit(&[prepared], &tags)?;
+        self.image_by_id(&id)
+    }
+
+    /// Makes sure the snapshot of layer `diff_id` exists, unpacking blob `blob` (already in
+    /// the content store) if it does not, and returns its unpacked size. An existing snapshot
+    /// is reused only once the blob is proven to be that layer (hashed, not unpacked), so a
+    /// registry cannot borrow another image's layer by naming its diff_id. Lets a pull unpack
+    /// each layer as soon as it is downloaded.
+    pub fn unpack_layer(&self, blob: &Digest, diff_id: &Digest) -> Result<u64, StoreError> {
+        let _shared = self.gc_shared();
+        self.ensure_snapshot(blob, diff_id, false)
+    }
+
     /// Ensures the config blob, layer blobs and snapshots of an image exist. `verified` lists
     /// (blob, diff_id) pairs already known to match, whose existing snapshots need no
     /// re-hashing. Call with the gc lock held (shared).
@@ -185,6 +213,30 @@ mod tests {
             .expect_err("forged");
         assert!(err.to_string().contains("has diff_id"), "{err}");
         assert!(store.get(&Digest::of(&forged).to_string()).is_err());
+    }
+
+    #[test]
+    fn unpack_layer_then_create_image_verified_shares_the_snapshot() {
+        let (_tmp, store) = empty_store();
+        let layer = RawTar::new().file("etc/motd", b"hi").finish();
+        let (blob, _) = store.write_blob(&layer[..], None).expect("blob");
+        let diff_id = Digest::of(&layer);
+        assert_eq!(store.unpack_layer(&blob, &diff_id).expect("unpack"), 2);
+        assert!(store.snapshot_dir(&diff_id).join("etc/motd").is_file());
+        // A wrong diff_id is refused and leaves no snapshot under that name.
+        let wrong = Digest::of(b"not the layer");
+        assert!(store.unpack_layer(&blob, &wrong).is_err());
+        assert!(!store.snapshot_dir(&wrong).exists());
+        let config = config_for(&[&layer]);
+        let blobs = [LayerBlob {
+            digest: blob.clone(),
+            media_type: String::new(),
+        }];
+        let verified = HashSet::from([(blob, diff_id)]);
+        let img = store
+            .create_image_verified(&config, &blobs, &[], &verified)
+            .expect("create");
+        assert_eq!(img.size, 2);
     }
 
     #[test]

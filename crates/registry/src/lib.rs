@@ -1,0 +1,116 @@
+//! Pulling images from OCI distribution registries (Docker Hub, GHCR, a private registry)
+//! into arca's [`Store`].
+//!
+//! Contract of [`pull`]:
+//! - Manifests: Docker v2 schema 2 and OCI image manifests; Docker manifest lists and OCI
+//!   indexes, choosing the entry for `--platform os/arch[/variant]` (default: this host, with
+//!   Go's architecture names); `name@sha256:` references are checked against the manifest's
+//!   digest. Any other media type (manifest, config or layer) is refused, naming it.
+//! - Layers (gzip, zstd or uncompressed) download three at a time, each streamed through the
+//!   store's digest check ([`Store::write_blob`]); each is unpacked, bottom first, as soon as
+//!   it and the layers below it are there. A blob already in the store is never fetched again
+//!   ("Already exists"), an existing snapshot never unpacked again.
+//! - Transient failures (connection errors, 5xx, timeouts) are retried three times with
+//!   back-off (200, 400, 800 ms), resuming with HTTP `Range` from the bytes already written.
+//!   Connecting may take 10 s; a response silent for 30 s counts as failed.
+//! - Nothing partial becomes visible: blobs are published only when verified, snapshots only
+//!   when complete, the image record only after all of them (the store's guarantees). This
+//!   also holds when the pull future is dropped.
+//! - Registries on loopback (and those listed as insecure) are spoken to over plain HTTP,
+//!   others over HTTPS with the system's roots. Anonymous pulls follow a registry's Bearer
+//!   challenge; credentials, when given, are sent as Basic (or exchanged for a token).
+//! - Progress: Docker's JSON progress messages (see [`Progress`]) on an unbounded channel, so a
+//!   slow or gone reader never stalls the pull; "Downloading" at most 10 times a second per
+//!   layer.
+//!
+//! Limits (first slice): two concurrent pulls of the same blob download it twice (the store
+//! keeps one copy); no registry mirrors; foreign (non-distributable) layers are refused;
+//! `pull -a` (all tags) is the caller's loop.
+//!
+//! HTTP goes through `oci-client` (manifests with an `Accept` list, blob streams, Range
+//! requests, the token flow); manifests are parsed here to word errors Docker's way.
+
+mod blob;
+mod client;
+mod error;
+mod manifest;
+mod progress;
+mod pull;
+
+use std::sync::Arc;
+
+use arca_model::{Digest, Reference};
+use arca_store::{Image, Store};
+
+pub use error::PullError;
+pub use progress::Progress;
+
+/// How to pull.
+#[derive(Debug, Clone, Default)]
+pub struct PullOptions {
+    /// `os/arch[/variant]` (Docker's `--platform`); `None` = this host's.
+    pub platform: Option<String>,
+    /// Anonymous when `None`.
+    pub auth: Option<Credentials>,
+    /// Registries (`host:port`) spoken to over plain HTTP besides loopback ones (127.0.0.0/8,
+    /// `localhost`, `[::1]` always are, as Docker treats them as insecure).
+    pub insecure_registries: Vec<String>,
+}
+
+/// A registry user name and password (or token).
+#[derive(Clone)]
+pub struct Credentials {
+    pub username: String,
+    pub password: String,
+}
+
+impl std::fmt::Debug for Credentials {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        // Never log a password.
+        f.debug_struct("Credentials")
+            .field("username", &self.username)
+            .finish_non_exhaustive()
+    }
+}
+
+/// What a pull produced.
+#[derive(Debug)]
+pub struct Pulled {
+    pub image: Image,
+    /// The manifest digest (the index's for a multi-platform image): what `name@sha256:` pins
+    /// and what is recorded as a RepoDigest.
+    pub digest: Digest,
+    /// Nothing was downloaded: the image was already in the store under this reference.
+    pub up_to_date: bool,
+}
+
+/// Pulls `reference` (`:latest` when it has neither tag nor digest) into `store`, tags it
+/// with the reference (unless pinned by digest) and records `repo@digest`. Progress goes to
+/// `progress`; a closed channel is ignored. Cancel-safe: dropping the future leaves no
+/// visible partial state.
+pub async fn pull(
+    store: Arc<Store>,
+    reference: &Reference,
+    opts: &PullOptions,
+    progress: tokio::sync::mpsc::UnboundedSender<Progress>,
+) -> Result<Pulled, PullError> {
+    pull::pull(store, reference, opts, progress).await
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// The daemon runs pulls with `tokio::spawn`, which needs a `Send` future.
+    #[test]
+    fn pull_future_is_send() {
+        fn check<T: Send>(_: &T) {}
+        let tmp = tempfile::tempdir().expect("tempdir");
+        let store = Arc::new(Store::open(tmp.path()).expect("store"));
+        let reference: Reference = "127.0.0.1:1/x".parse().expect("ref");
+        let (tx, _rx) = tokio::sync::mpsc::unbounded_channel();
+        let opts = PullOptions::default();
+        let fut = pull(store, &reference, &opts, tx);
+        check(&fut);
+    }
+}

@@ -1,0 +1,390 @@
+//! The pull itself: resolve the manifest (through an index for the wanted platform), fetch
+//! the config, download missing layers three at a time while unpacking finished ones in order,
+//! then create, tag and digest-reference the image.
+
+use std::collections::HashSet;
+use std::sync::Arc;
+use std::time::Instant;
+
+use arca_model::{Digest, Reference};
+use arca_store::{Image, LayerBlob, Store};
+use futures_util::{StreamExt, stream};
+use oci_client::Client;
+use oci_client::secrets::RegistryAuth;
+use tokio::sync::mpsc;
+
+use crate::blob::{self, Source};
+use crate::client::{client_for, oci_reference};
+use crate::error::{PullError, Target, from_oci, request_reason};
+use crate::manifest::{self, ACCEPTED, Descriptor, Manifest, ManifestError, Wanted};
+use crate::progress::{Reporter, Throttle};
+use crate::{Progress, PullOptions, Pulled};
+
+/// Layers downloaded at the same time.
+const PARALLEL_DOWNLOADS: usize = 3;
+/// The largest image config accepted (real ones are a few KiB).
+const MAX_CONFIG: usize = 8 << 20;
+
+/// See [`crate::pull`].
+pub(crate) async fn pull(
+    store: Arc<Store>,
+    reference: &Reference,
+    opts: &PullOptions,
+    progress: mpsc::UnboundedSender<Progress>,
+) -> Result<Pulled, PullError> {
+    let report = Reporter::new(progress);
+    let reference = reference.clone().with_default_tag();
+    let wanted = match &opts.platform {
+        Some(p) => Wanted::parse(p).ok_or_else(|| PullError::InvalidPlatform(p.clone()))?,
+        None => Wanted::host(),
+    };
+    let (client, auth) = client_for(&reference, opts);
+    let remote = Remote {
+        image: oci_reference(&reference),
+        client,
+        auth,
+        shown: reference.to_string(),
+        repo: reference.familiar_repo(),
+    };
+    let (digest, config, layers) = remote.resolve(&reference, &wanted).await?;
+    let tag_or_digest = match (reference.digest(), reference.tag()) {
+        (Some(d), _) => d.to_string(),
+        (None, t) => t.unwrap_or("latest").to_owned(),
+    };
+    report.message(
+        Some(&tag_or_digest),
+        format!("Pulling from {}", reference.path()),
+    );
+    let tags: Vec<Reference> = match reference.digest() {
+        Some(_) => Vec::new(),
+        None => vec![reference.clone()],
+    };
+    let repo_digest: Reference = format!("{}@{digest}", reference.full_repo())
+        .parse()
+        .map_err(|e: arca_model::ReferenceError| PullError::InvalidManifest {
+            reference: remote.shown.clone(),
+            reason: e.to_string(),
+        })?;
+
+    let existing = store.get(&config.digest.to_string()).ok();
+    let up_to_date = match (&existing, tags.first()) {
+        (Some(img), Some(tag)) => store.get(&tag.to_string()).is_ok_and(|t| t.id == img.id),
+        (Some(_), None) => true,
+        (None, _) => false,
+    };
+    let image = match existing {
+        Some(img) => {
+            if !up_to_date {
+                for l in &layers {
+                    report.layer(&l.digest, "Already exists");
+                }
+            }
+            for tag in &tags {
+                store.tag(&img.id, tag)?;
+            }
+            img
+        }
+        None => {
+            let config_bytes = remote.config(&config).await?;
+            download(&store, &remote, &report, &config_bytes, &layers, &tags).await?
+        }
+    };
+    let store2 = store.clone();
+    let id = image.id.clone();
+    blocking(move || store2.add_repo_digest(&id, &repo_digest)).await?;
+    let image = store.get(&image.id.to_string())?;
+    report.message(None, format!("Digest: {digest}"));
+    report.message(
+        None,
+        if up_to_date {
+            format!("Status: Image is up to date for {}", remote.shown)
+        } else {
+            format!("Status: Downloaded newer image for {}", remote.shown)
+        },
+    );
+    Ok(Pulled {
+        image,
+        digest,
+        up_to_date,
+    })
+}
+
+/// The registry side of one pull.
+struct Remote {
+    client: Client,
+    auth: RegistryAuth,
+    image: oci_client::Reference,
+    /// The reference as the user sees it (`127.0.0.1:5000/x:1`).
+    shown: String,
+    repo: String,
+}
+
+impl Remote {
+    fn registry(&self) -> &str {
+        self.image.resolve_registry()
+    }
+
+    fn manifest_err(&self, e: oci_client::errors::OciDistributionError) -> PullError {
+        let target = Target::Manifest {
+            reference: &self.shown,
+            repo: &self.repo,
+        };
+        from_oci(e, self.registry(), target)
+    }
+
+    fn parse(&self, body: &[u8]) -> Result<Manifest, PullError> {
+        Manifest::parse(body).map_err(|e| match e {
+            ManifestError::MediaType(media_type) => PullError::MediaType {
+                reference: self.shown.clone(),
+                media_type,
+            },
+            ManifestError::Invalid(reason) => PullError::InvalidManifest {
+                reference: self.shown.clone(),
+                reason,
+            },
+        })
+    }
+
+    /// Fetches the manifest `image` names and checks it has digest `pin` (if any).
+    async fn manifest(
+        &self,
+        image: &oci_client::Reference,
+        pin: Option<&Digest>,
+    ) -> Result<(Digest, Manifest), PullError> {
+        let (body, _) = self
+            .client
+            .pull_manifest_raw(image, &self.auth, ACCEPTED)
+            .await
+            .map_err(|e| self.manifest_err(e))?;
+        let digest = Digest::of(&body);
+        if let Some(pin) = pin
+            && *pin != digest
+        {
+            return Err(PullError::ManifestDigest {
+                reference: self.shown.clone(),
+                expected: pin.clone(),
+                actual: digest,
+            });
+        }
+        Ok((digest, self.parse(&body)?))
+    }
+
+    /// The digest to record (the index's, if there is one), config and layers of the image
+    /// for `wanted`.
+    async fn resolve(
+        &self,
+        reference: &Reference,
+        wanted: &Wanted,
+    ) -> Result<(Digest, Descriptor, Vec<Descriptor>), PullError> {
+        let (digest, top) = self.manifest(&self.image, reference.digest()).await?;
+        let manifest = match top {
+            Manifest::Index { manifests } => {
+                let entry = manifest::select(&manifests, wanted).ok_or_else(|| {
+                    PullError::NoMatchingPlatform {
+                        platform: wanted.to_string(),
+                    }
+                })?;
+                let child = self.image.clone_with_digest(entry.digest.to_string());
+                self.manifest(&child, Some(&entry.digest)).await?.1
+            }
+            image => image,
+        };
+        match manifest {
+            Manifest::Image { config, layers } => Ok((digest, config, layers)),
+            Manifest::Index { .. } => Err(PullError::InvalidManifest {
+                reference: self.shown.clone(),
+                reason: "an index inside an index".into(),
+            }),
+        }
+    }
+
+    /// The image config blob, verified against its digest.
+    async fn config(&self, config: &Descriptor) -> Result<Vec<u8>, PullError> {
+        let too_big = || PullError::InvalidManifest {
+            reference: self.shown.clone(),
+            reason: format!("config {} is larger than {MAX_CONFIG} bytes", config.digest),
+        };
+        if config.size > MAX_CONFIG as u64 {
+            return Err(too_big());
+        }
+        let name = config.digest.to_string();
+        let mut stream = self
+            .client
+            .pull_blob_stream(&self.image, name.as_str())
+            .await
+            .map_err(|e| from_oci(e, self.registry(), Target::Blob(&config.digest)))?;
+        let mut body = Vec::new();
+        while let Some(chunk) = stream.next().await {
+            match chunk {
+                Ok(c) => body.extend_from_slice(&c),
+                // oci-client's digest check; ours below names the blob.
+                Err(e)
+                    if e.get_ref()
+                        .is_some_and(|i| i.is::<oci_client::errors::DigestError>()) =>
+                {
+                    break;
+                }
+                Err(e) => {
+                    return Err(PullError::Unavailable {
+                        registry: self.registry().to_owned(),
+                        reason: format!("reading config {}: {}", config.digest, request_reason(&e)),
+                    });
+                }
+            }
+            if body.len() > MAX_CONFIG {
+                return Err(too_big());
+            }
+        }
+        let actual = Digest::of(&body);
+        if actual != config.digest {
+            return Err(PullError::BlobDigest {
+                layer: config.digest.clone(),
+                actual,
+            });
+        }
+        Ok(body)
+    }
+}
+
+/// Downloads the missing layers (unpacking each in order as soon as it and those below it are
+/// there), then creates and tags the image.
+async fn download(
+    store: &Arc<Store>,
+    remote: &Remote,
+    report: &Reporter,
+    config: &[u8],
+    layers: &[Descriptor],
+    tags: &[Reference],
+) -> Result<Image, PullError> {
+    let diff_ids = diff_ids(config).map_err(|reason| PullError::InvalidManifest {
+        reference: remote.shown.clone(),
+        reason,
+    })?;
+    if diff_ids.len() != layers.len() {
+        return Err(PullError::InvalidManifest {
+            reference: remote.shown.clone(),
+            reason: format!(
+                "the config lists {} layers but the manifest {}",
+                diff_ids.len(),
+                layers.len()
+            ),
+        });
+    }
+    let mut present = HashSet::new();
+    let mut to_fetch: Vec<&Descriptor> = Vec::new();
+    for l in layers {
+        if store.has_blob(&l.digest) {
+            if present.insert(l.digest.clone()) {
+                report.layer(&l.digest, "Already exists");
+            }
+        } else if !to_fetch.iter().any(|f| f.digest == l.digest) {
+            report.layer(&l.digest, "Pulling fs layer");
+            to_fetch.push(l);
+        }
+    }
+    for l in to_fetch.iter().skip(PARALLEL_DOWNLOADS) {
+        report.layer(&l.digest, "Waiting");
+    }
+    let (done_tx, mut done_rx) = mpsc::unbounded_channel::<Digest>();
+    let src = Source {
+        client: &remote.client,
+        image: &remote.image,
+        registry: remote.registry(),
+        store: store.clone(),
+    };
+    // The futures are built eagerly: a lazy `map` closure in the stream would make the pull
+    // future non-`Send` (a higher-ranked lifetime rustc cannot prove).
+    let fetches: Vec<_> = to_fetch
+        .into_iter()
+        .map(|l| fetch_layer(&src, report, l, done_tx.clone()))
+        .collect();
+    drop(done_tx);
+    let downloads = async move {
+        let mut s = stream::iter(fetches).buffer_unordered(PARALLEL_DOWNLOADS);
+        while let Some(r) = s.next().await {
+            r?;
+        }
+        Ok::<_, PullError>(())
+    };
+    let extract = async {
+        let mut arrived = HashSet::new();
+        let mut verified = HashSet::new();
+        for (l, diff_id) in layers.iter().zip(&diff_ids) {
+            if present.contains(&l.digest) {
+                // create_image checks (or unpacks) layers whose blobs were already here.
+                continue;
+            }
+            while !arrived.contains(&l.digest) {
+                match done_rx.recv().await {
+                    Some(d) => {
+                        arrived.insert(d);
+                    }
+                    // The downloads failed; their error is reported.
+                    None => return Ok(verified),
+                }
+            }
+            if verified.contains(&(l.digest.clone(), diff_id.clone())) {
+                continue;
+            }
+            report.layer(&l.digest, "Extracting");
+            let (s, blob, d) = (store.clone(), l.digest.clone(), diff_id.clone());
+            blocking(move || s.unpack_layer(&blob, &d)).await?;
+            report.layer(&l.digest, "Pull complete");
+            verified.insert((l.digest.clone(), diff_id.clone()));
+        }
+        Ok::<_, PullError>(verified)
+    };
+    let ((), verified) = tokio::try_join!(downloads, extract)?;
+    let blobs: Vec<LayerBlob> = layers
+        .iter()
+        .map(|l| LayerBlob {
+            digest: l.digest.clone(),
+            media_type: l.media_type.clone(),
+        })
+        .collect();
+    let (s, config, tags) = (store.clone(), config.to_vec(), tags.to_vec());
+    let image =
+        blocking(move || s.create_image_verified(&config, &blobs, &tags, &verified)).await?;
+    Ok(image)
+}
+
+/// Downloads one layer blob with progress, then tells the extractor it is there.
+async fn fetch_layer(
+    src: &Source<'_>,
+    report: &Reporter,
+    l: &Descriptor,
+    done: mpsc::UnboundedSender<Digest>,
+) -> Result<(), PullError> {
+    let mut throttle = Throttle::default();
+    blob::fetch(src, &l.digest, |n| {
+        if throttle.ready(Instant::now()) {
+            report.layer_bytes(&l.digest, "Downloading", n, l.size);
+        }
+    })
+    .await?;
+    report.layer(&l.digest, "Verifying Checksum");
+    report.layer(&l.digest, "Download complete");
+    // The extractor may be gone (it failed); its error is the one reported.
+    let _ = done.send(l.digest.clone());
+    Ok(())
+}
+
+/// The config's `rootfs.diff_ids`.
+fn diff_ids(config: &[u8]) -> Result<Vec<Digest>, String> {
+    let value: serde_json::Value =
+        serde_json::from_slice(config).map_err(|e| format!("config: {e}"))?;
+    match value.pointer("/rootfs/diff_ids") {
+        None | Some(serde_json::Value::Null) => Ok(Vec::new()),
+        Some(v) => serde_json::from_value(v.clone()).map_err(|e| format!("rootfs.diff_ids: {e}")),
+    }
+}
+
+/// Runs store work (disk I/O, unpacking) off the async threads.
+async fn blocking<T: Send + 'static>(
+    f: impl FnOnce() -> Result<T, arca_store::StoreError> + Send + 'static,
+) -> Result<T, PullError> {
+    tokio::task::spawn_blocking(f)
+        .await
+        .map_err(|e| PullError::Task(e.to_string()))?
+        .map_err(PullError::from)
+}
