@@ -67,6 +67,8 @@ pub struct DaemonConfig {
     pub log_driver: Option<String>,
     /// `key=value` options of that driver (e.g. `max-size=50m`).
     pub log_opts: Vec<String>,
+    /// Registries (`host:port`) pulled from over plain HTTP besides loopback ones.
+    pub insecure_registries: Vec<String>,
 }
 
 /// The container settings a config asks for, validated.
@@ -158,7 +160,10 @@ pub async fn run(config: DaemonConfig) -> Result<(), DaemonError> {
         false,
     );
 
-    let state = api::AppState::new(containers, &config.root);
+    let registry = api::pull::RegistrySettings {
+        insecure_registries: config.insecure_registries.clone(),
+    };
+    let state = api::AppState::new(containers, &config.root, registry);
     let service = api::app(state);
     tracing::info!(socket = %socket.display(), "arcad listening");
     let (stop_tx, stop_rx) = tokio::sync::oneshot::channel::<()>();

@@ -37,6 +37,10 @@ struct Args {
     /// Option of that logging driver, key=value (repeatable), e.g. max-size=50m, max-file=5.
     #[arg(long = "log-opt", value_name = "KEY=VALUE")]
     log_opts: Vec<String>,
+    /// Registry (host:port) to pull from over plain HTTP (repeatable); loopback registries
+    /// always are.
+    #[arg(long = "insecure-registry", value_name = "HOST:PORT")]
+    insecure_registries: Vec<String>,
     /// Log level filter (error, warn, info, debug, trace).
     #[arg(
         long = "log-level",
@@ -73,6 +77,7 @@ fn main() {
         userns_remap: args.userns_remap,
         log_driver: args.log_driver,
         log_opts: args.log_opts,
+        insecure_registries: args.insecure_registries,
     };
     let rt = match tokio::runtime::Builder::new_multi_thread()
         .worker_threads(2)

@@ -6,7 +6,7 @@ use arca_model::Reference;
 use arca_store::{Image, RemoveItem, Store};
 use axum::body::Body;
 use axum::extract::{Path, State};
-use axum::http::{HeaderValue, StatusCode, header};
+use axum::http::{HeaderMap, HeaderValue, StatusCode, header};
 use axum::response::{IntoResponse, Response};
 use futures_util::TryStreamExt;
 use serde_json::{Value, json};
@@ -266,7 +266,12 @@ pub async fn load(State(st): State<AppState>, body: Body) -> ApiResult<Response>
     Ok(ndjson(StatusCode::OK, &msgs))
 }
 
-pub async fn create(State(st): State<AppState>, q: Q, body: Body) -> ApiResult<Response> {
+pub async fn create(
+    State(st): State<AppState>,
+    q: Q,
+    headers: HeaderMap,
+    body: Body,
+) -> ApiResult<Response> {
     if let Some(src) = q.get("fromSrc") {
         if src != "-" {
             return Err(ApiError::invalid(format!(
@@ -301,20 +306,8 @@ pub async fn create(State(st): State<AppState>, q: Q, body: Body) -> ApiResult<R
             &[json!({"status": img.id.to_string()})],
         ));
     }
-    if let Some(image) = q.get("fromImage") {
-        let tag = q.get("tag").filter(|t| !t.is_empty());
-        let name = match tag {
-            Some(t) if !t.starts_with("sha256:") => format!("{image}:{t}"),
-            Some(t) => format!("{image}@{t}"),
-            None => image.to_owned(),
-        };
-        let display = name
-            .parse::<Reference>()
-            .map(|r| r.with_default_tag().to_string())
-            .unwrap_or(name);
-        return Err(ApiError::not_found(format!(
-            "pull access denied for {display}: arcad cannot pull from registries yet (no network pulls); use `arca load` or `arca import`"
-        )));
+    if let Some(image) = q.get("fromImage").filter(|i| !i.is_empty()) {
+        return super::pull::pull(&st, &q, &headers, image).await;
     }
     Err(ApiError::invalid("fromImage or fromSrc is required"))
 }

@@ -5,6 +5,7 @@ mod events;
 mod exec;
 mod images;
 mod observe;
+pub mod pull;
 mod system;
 
 use std::sync::Arc;
@@ -24,14 +25,20 @@ pub struct AppState {
     pub containers: Arc<Containers>,
     pub store: Arc<arca_store::Store>,
     pub info: Arc<system::DaemonInfo>,
+    pub registry: Arc<pull::RegistrySettings>,
 }
 
 impl AppState {
-    pub fn new(containers: Arc<Containers>, root: &std::path::Path) -> Self {
+    pub fn new(
+        containers: Arc<Containers>,
+        root: &std::path::Path,
+        registry: pull::RegistrySettings,
+    ) -> Self {
         Self {
             store: containers.store.clone(),
             containers,
             info: Arc::new(system::DaemonInfo::new(root)),
+            registry: Arc::new(registry),
         }
     }
 }
