@@ -57,6 +57,16 @@ pub fn human_size(size: f64) -> String {
     )
 }
 
+/// Docker's HumanSize: decimal units, 4 significant digits ("2.155MB"), as in progress.
+pub fn human_size_4(size: f64) -> String {
+    custom_size(
+        size,
+        1000.0,
+        4,
+        &["B", "kB", "MB", "GB", "TB", "PB", "EB", "ZB", "YB"],
+    )
+}
+
 /// Docker's BytesSize: binary units, 4 significant digits ("1.5MiB", "7.668GiB").
 pub fn bytes_size(size: f64) -> String {
     custom_size(

@@ -13,6 +13,7 @@ mod format;
 mod logs;
 mod manage;
 mod parse;
+mod pull;
 mod run;
 mod session;
 mod stats;
@@ -87,6 +88,8 @@ pub enum Command {
     Rmi(commands::RmiArgs),
     /// Create a tag TARGET_IMAGE that refers to SOURCE_IMAGE
     Tag(commands::TagArgs),
+    /// Download an image from a registry
+    Pull(pull::PullArgs),
     /// Load an image from a tar archive or STDIN
     Load(commands::LoadArgs),
     /// Import the contents from a tarball to create a filesystem image
@@ -164,6 +167,7 @@ pub fn main() -> i32 {
             Command::Images(a) => commands::images(&cli, a).await,
             Command::Rmi(a) => commands::rmi(&cli, a).await,
             Command::Tag(a) => commands::tag(&cli, a).await,
+            Command::Pull(a) => pull::pull(&cli, a).await,
             Command::Load(a) => commands::load(&cli, a).await,
             Command::Import(a) => commands::import(&cli, a).await,
             Command::Events(a) => events::events(&cli, a).await,

@@ -1,4 +1,4 @@
-//! `arca run`: create (the image must be present), attach, wait, start, stream, exit with
+//! `arca run`: create (pulling a missing image), attach, wait, start, stream, exit with
 //! the container's status, in the order the docker CLI uses.
 
 use bollard::query_parameters::{AttachContainerOptionsBuilder, CreateContainerOptionsBuilder};
@@ -6,6 +6,7 @@ use clap::Args;
 
 use crate::client::{Cli, start_error_code, wait_registered};
 use crate::create_opts::ContainerOpts;
+use crate::pull::{PullFlags, PullPolicy, pull_missing};
 use crate::session::{self, Ended, RawTerminal, StdinOpts, terminal_size};
 
 #[derive(Args, Debug)]
@@ -26,35 +27,61 @@ pub struct RunArgs {
     pub sig_proxy: bool,
     #[command(flatten)]
     pub opts: ContainerOpts,
+    #[command(flatten)]
+    pub pull: PullFlags,
 }
 
-/// `POST /containers/create`; a missing image gets docker's "Unable to find image" line
-/// and a hint, since arca cannot pull.
-pub async fn create(cli: &Cli, opts: &ContainerOpts, attach: bool) -> anyhow::Result<String> {
+/// `POST /containers/create`, pulling the image first as `--pull` asks: `always`, or
+/// `missing` (the default) when the daemon does not have it, as docker does.
+pub async fn create(
+    cli: &Cli,
+    opts: &ContainerOpts,
+    attach: bool,
+    pull: &PullFlags,
+) -> anyhow::Result<String> {
+    if pull.pull == PullPolicy::Always {
+        pull_missing(cli, &opts.image, pull).await?;
+    }
     let body = opts.body(attach)?;
+    match create_once(cli, opts, body.clone(), pull).await {
+        Err(bollard::errors::Error::DockerResponseServerError {
+            status_code: 404,
+            message,
+        }) if message.starts_with("No such image")
+            && pull.pull == PullPolicy::Missing
+            && !is_full_id(&opts.image) =>
+        {
+            pull_missing(cli, &opts.image, pull).await?;
+            Ok(create_once(cli, opts, body, pull).await?)
+        }
+        r => Ok(r?),
+    }
+}
+
+/// An image named by its full ID cannot be pulled (docker's ParseAnyReference rule).
+fn is_full_id(image: &str) -> bool {
+    let hex = image.strip_prefix("sha256:").unwrap_or(image);
+    hex.len() == 64 && arca_model::Reference::looks_like_id(hex)
+}
+
+async fn create_once(
+    cli: &Cli,
+    opts: &ContainerOpts,
+    body: bollard::models::ContainerCreateBody,
+    pull: &PullFlags,
+) -> Result<String, bollard::errors::Error> {
     let mut create_opts = CreateContainerOptionsBuilder::new();
     if let Some(n) = &opts.name {
         create_opts = create_opts.name(n);
     }
-    match cli
+    if let Some(p) = pull.platform.as_deref().filter(|p| !p.is_empty()) {
+        create_opts = create_opts.platform(p);
+    }
+    Ok(cli
         .docker
         .create_container(Some(create_opts.build()), body)
-        .await
-    {
-        Ok(c) => Ok(c.id),
-        Err(bollard::errors::Error::DockerResponseServerError {
-            status_code: 404,
-            message,
-        }) if message.starts_with("No such image") => {
-            let shown = message.trim_start_matches("No such image: ");
-            eprintln!("Unable to find image '{shown}' locally");
-            anyhow::bail!(
-                "arca: image {shown} is not present and arca cannot pull from registries yet.\n\
-                 Load it with `arca load -i image.tar` or import a root filesystem with `arca import`."
-            );
-        }
-        Err(e) => Err(e.into()),
-    }
+        .await?
+        .id)
 }
 
 #[derive(Args, Debug)]
@@ -65,6 +92,8 @@ pub struct CreateArgs {
     help: Option<bool>,
     #[command(flatten)]
     pub opts: ContainerOpts,
+    #[command(flatten)]
+    pub pull: PullFlags,
 }
 
 /// `arca create`: prints the new container's ID. Bad flags exit 125, daemon errors 1, as
@@ -79,13 +108,19 @@ pub async fn create_cmd(cli: &Cli, a: CreateArgs) -> anyhow::Result<i32> {
         )
         .into());
     }
-    let id = create(cli, &a.opts, true).await?;
+    let id = create(cli, &a.opts, true, &a.pull).await?;
     println!("{id}");
     Ok(0)
 }
 
 pub async fn run(cli: &Cli, a: RunArgs) -> anyhow::Result<i32> {
-    let id = create(cli, &a.opts, !a.detach).await?;
+    // docker run reports a failed create or pull with its own status, 125.
+    let id = create(cli, &a.opts, !a.detach, &a.pull)
+        .await
+        .map_err(|e| match e.downcast::<crate::client::Plain>() {
+            Ok(p) => crate::client::Plain::new(p.message, crate::EXIT_DAEMON).into(),
+            Err(e) => e,
+        })?;
     let o = &a.opts;
 
     if a.detach {
