@@ -46,7 +46,8 @@ fn arca_run_applies_flags_and_limits() {
     assert_eq!(out.status.code(), Some(42));
     let out = d.arca(&["run", "--rm", "busybox", "nosuchcmd"]);
     assert_eq!(out.status.code(), Some(127), "{}", stderr(&out));
-    let out = d.arca(&["run", "--rm", "nosuchimage"]);
+    // A registry on loopback that refuses connections: the pull fails without network.
+    let out = d.arca(&["run", "--rm", "127.0.0.1:9/nosuchimage"]);
     assert_eq!(out.status.code(), Some(125));
     assert!(
         stderr(&out).contains("Unable to find image"),

@@ -156,10 +156,11 @@ fn docker_cli_runs_busybox_lifecycle() {
 #[test]
 fn docker_cli_reports_bad_input() {
     let d = Daemon::start();
-    let out = d.docker(&["run", "--rm", "nosuchimage"]);
+    // A registry on loopback that refuses connections: the pull fails without network.
+    let out = d.docker(&["run", "--rm", "127.0.0.1:9/nosuchimage"]);
     assert_eq!(out.status.code(), Some(125));
     assert!(
-        stderr(&out).contains("Unable to find image 'nosuchimage:latest' locally"),
+        stderr(&out).contains("Unable to find image '127.0.0.1:9/nosuchimage:latest' locally"),
         "{}",
         stderr(&out)
     );

@@ -10,6 +10,7 @@ use std::process::{Child, Command, Output, Stdio};
 use std::time::{Duration, Instant};
 
 pub mod pty;
+pub mod registry;
 
 pub const DOCKER: &str = "/usr/local/bin/docker";
 
