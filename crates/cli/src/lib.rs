@@ -10,10 +10,13 @@ mod create_opts;
 mod events;
 mod exec;
 mod format;
+mod image_cmds;
+mod login;
 mod logs;
 mod manage;
 mod parse;
 mod pull;
+mod push;
 mod run;
 mod session;
 mod stats;
@@ -90,12 +93,28 @@ pub enum Command {
     Tag(commands::TagArgs),
     /// Download an image from a registry
     Pull(pull::PullArgs),
+    /// Upload an image to a registry
+    Push(push::PushArgs),
+    /// Authenticate to a registry
+    Login(login::LoginArgs),
+    /// Log out from a registry
+    Logout(login::LogoutArgs),
     /// Load an image from a tar archive or STDIN
     Load(commands::LoadArgs),
     /// Import the contents from a tarball to create a filesystem image
     Import(commands::ImportArgs),
     /// Get real time events from the server
     Events(events::EventsArgs),
+    /// Create a new image from a container's changes
+    Commit(image_cmds::CommitArgs),
+    /// Show the history of an image
+    History(image_cmds::HistoryArgs),
+    /// Save one or more images to a tar archive (streamed to STDOUT by default)
+    Save(image_cmds::SaveArgs),
+    /// Manage images
+    Image(image_cmds::ImageArgs),
+    /// Manage arca
+    System(image_cmds::SystemArgs),
     /// Show the arca version information
     Version,
     /// Display system-wide information
@@ -168,9 +187,17 @@ pub fn main() -> i32 {
             Command::Rmi(a) => commands::rmi(&cli, a).await,
             Command::Tag(a) => commands::tag(&cli, a).await,
             Command::Pull(a) => pull::pull(&cli, a).await,
+            Command::Push(a) => push::push(&cli, a).await,
+            Command::Login(a) => login::login(&cli, a).await,
+            Command::Logout(a) => login::logout(a),
             Command::Load(a) => commands::load(&cli, a).await,
             Command::Import(a) => commands::import(&cli, a).await,
             Command::Events(a) => events::events(&cli, a).await,
+            Command::Commit(a) => image_cmds::commit(&cli, a).await,
+            Command::History(a) => image_cmds::history(&cli, a).await,
+            Command::Save(a) => image_cmds::save(&cli, a).await,
+            Command::Image(a) => image_cmds::image(&cli, a).await,
+            Command::System(a) => image_cmds::system(&cli, a).await,
             Command::Version => commands::version(&cli).await,
             Command::Info => commands::info(&cli).await,
         };

@@ -108,7 +108,10 @@ pub async fn pull_image(
     if let Some(p) = platform.filter(|p| !p.is_empty()) {
         opts = opts.platform(p);
     }
-    let mut stream = cli.docker.create_image(Some(opts.build()), None, None);
+    let credentials = crate::login::docker_credentials(reference);
+    let mut stream = cli
+        .docker
+        .create_image(Some(opts.build()), None, credentials);
     let width = crate::session::terminal_size().map_or(200, |(_, cols)| usize::from(cols));
     let mut display = Display::new(tty, width);
     while let Some(item) = stream.next().await {

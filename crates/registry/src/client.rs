@@ -10,7 +10,7 @@ use oci_client::Client;
 use oci_client::client::{ClientConfig, ClientProtocol};
 use oci_client::secrets::RegistryAuth;
 
-use crate::PullOptions;
+use crate::{Credentials, PullOptions};
 
 /// How long establishing a connection may take.
 pub(crate) const CONNECT_TIMEOUT: Duration = Duration::from_secs(10);
@@ -19,9 +19,26 @@ pub(crate) const READ_TIMEOUT: Duration = Duration::from_secs(30);
 
 /// A client for `reference`'s registry, plus the credentials to present.
 pub(crate) fn client_for(reference: &Reference, opts: &PullOptions) -> (Client, RegistryAuth) {
-    install_crypto_provider();
     let registry = registry_host(reference);
-    let protocol = if plain_http(&registry, &opts.insecure_registries) {
+    client_with(
+        &registry,
+        &opts.insecure_registries,
+        opts.auth.as_ref(),
+        false,
+    )
+}
+
+/// A client for `registry` (`host[:port]`). `monolithic` makes blob uploads one PUT each
+/// (a push streams each blob from its file in one request and reports progress as the
+/// request body is read).
+pub(crate) fn client_with(
+    registry: &str,
+    insecure: &[String],
+    credentials: Option<&Credentials>,
+    monolithic: bool,
+) -> (Client, RegistryAuth) {
+    install_crypto_provider();
+    let protocol = if plain_http(registry, insecure) {
         ClientProtocol::Http
     } else {
         ClientProtocol::Https
@@ -33,9 +50,10 @@ pub(crate) fn client_for(reference: &Reference, opts: &PullOptions) -> (Client, 
         // We select platforms ourselves (manifest.rs) to word errors Docker's way.
         platform_resolver: None,
         user_agent: concat!("arca/", env!("CARGO_PKG_VERSION")),
+        use_monolithic_push: monolithic,
         ..ClientConfig::default()
     });
-    let auth = match &opts.auth {
+    let auth = match credentials {
         Some(c) => RegistryAuth::Basic(c.username.clone(), c.password.clone()),
         None => RegistryAuth::Anonymous,
     };

@@ -23,6 +23,9 @@
 //!   slow or gone reader never stalls the pull; "Downloading" at most 10 times a second per
 //!   layer.
 //!
+//! [`push`] sends an image back (see its module docs); [`login`] checks credentials the way
+//! `POST /auth` does.
+//!
 //! Limits (first slice): two concurrent pulls of the same blob download it twice (the store
 //! keeps one copy); no registry mirrors; foreign (non-distributable) layers are refused;
 //! `pull -a` (all tags) is the caller's loop.
@@ -30,20 +33,24 @@
 //! HTTP goes through `oci-client` (manifests with an `Accept` list, blob streams, Range
 //! requests, the token flow); manifests are parsed here to word errors Docker's way.
 
+mod auth;
 mod blob;
 mod client;
 mod error;
 mod manifest;
 mod progress;
 mod pull;
+mod push;
 
 use std::sync::Arc;
 
 use arca_model::{Digest, Reference};
 use arca_store::{Image, Store};
 
+pub use auth::{DOCKER_HUB_SERVER, LoginError, login, server_host};
 pub use error::PullError;
 pub use progress::Progress;
+pub use push::{PushError, PushOptions, Pushed};
 
 /// How to pull.
 #[derive(Debug, Clone, Default)]
@@ -97,6 +104,18 @@ pub async fn pull(
     pull::pull(store, reference, opts, progress).await
 }
 
+/// Pushes `reference` (`:latest` when it has no tag) from `store` to its registry with
+/// Docker's progress messages, then records `repo@digest` for the image. See the `push`
+/// module for the contract.
+pub async fn push(
+    store: Arc<Store>,
+    reference: &Reference,
+    opts: &PushOptions,
+    progress: tokio::sync::mpsc::UnboundedSender<Progress>,
+) -> Result<Pushed, PushError> {
+    push::push(store, reference, opts, progress).await
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -112,5 +131,9 @@ mod tests {
         let opts = PullOptions::default();
         let fut = pull(store, &reference, &opts, tx);
         check(&fut);
+        let (tx, _rx) = tokio::sync::mpsc::unbounded_channel();
+        let store = Arc::new(Store::open(tmp.path()).expect("store"));
+        let opts = PushOptions::default();
+        check(&push(store, &reference, &opts, tx));
     }
 }

@@ -9,18 +9,27 @@ use crate::StoreError;
 /// Applies `changes` in order and returns the resulting container config.
 pub(crate) fn parse(changes: &[String]) -> Result<Map<String, Value>, StoreError> {
     let mut config = Map::new();
+    apply_onto(&mut config, changes)?;
+    Ok(config)
+}
+
+/// Applies `changes` in order on top of `config` (`commit` starts from the request's config).
+pub(crate) fn apply_onto(
+    config: &mut Map<String, Value>,
+    changes: &[String],
+) -> Result<(), StoreError> {
     for change in changes {
         for line in change.lines().map(str::trim) {
             if line.is_empty() || line.starts_with('#') {
                 continue;
             }
-            apply(&mut config, line).map_err(|reason| StoreError::Change {
+            apply(config, line).map_err(|reason| StoreError::Change {
                 line: line.to_owned(),
                 reason,
             })?;
         }
     }
-    Ok(config)
+    Ok(())
 }
 
 fn apply(config: &mut Map<String, Value>, line: &str) -> Result<(), String> {

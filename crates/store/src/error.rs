@@ -40,6 +40,8 @@ pub enum StoreError {
     Unpack(#[from] UnpackError),
     #[error("failed to read the input stream")]
     Input(#[source] io::Error),
+    #[error("failed to write the output stream")]
+    Output(#[source] io::Error),
     #[error("failed to {op} {path}")]
     Io {
         op: &'static str,
@@ -75,9 +77,11 @@ impl StoreError {
             | Self::Change { .. }
             | Self::Input(_) => ErrorKind::InvalidArgument,
             Self::Unpack(e) => e.kind(),
-            Self::Io { .. } | Self::Corrupt { .. } | Self::Version { .. } | Self::Hello(_) => {
-                ErrorKind::Internal
-            }
+            Self::Io { .. }
+            | Self::Output(_)
+            | Self::Corrupt { .. }
+            | Self::Version { .. }
+            | Self::Hello(_) => ErrorKind::Internal,
         }
     }
 

@@ -29,17 +29,22 @@
 
 mod catalog;
 mod changes;
+mod commit;
 mod compress;
 mod content;
 mod create;
 mod error;
+mod export;
 mod hello;
+mod history;
 mod image;
 mod import;
 mod layout;
 mod load;
+mod prune;
 mod record;
 mod remove;
+mod save;
 mod snapshot;
 mod sys;
 pub mod unpack;
@@ -53,9 +58,12 @@ use std::sync::{Mutex, MutexGuard, RwLock, RwLockReadGuard};
 
 use arca_model::Digest;
 
+pub use commit::CommitOptions;
 pub use error::StoreError;
 pub use hello::{HELLO_MESSAGE, HelloError};
+pub use history::HistoryItem;
 pub use image::{Image, Layer, LayerBlob, RemoveItem};
+pub use prune::{ImageUsage, PruneReport};
 pub use unpack::{Limits, UnpackError};
 
 use layout::Layout;

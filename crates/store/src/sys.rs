@@ -79,7 +79,6 @@ pub(crate) fn lsetxattr_at(
     Errno::result(res).map(drop)
 }
 
-#[cfg(test)]
 /// Reads extended attribute `name` of `path` without following a final symlink.
 /// `None` when the attribute is absent.
 pub(crate) fn lgetxattr(

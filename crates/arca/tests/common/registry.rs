@@ -17,6 +17,8 @@ pub struct Registry {
     pub dir: tempfile::TempDir,
     pub port: u16,
     child: Child,
+    /// `Authorization` sent by [`Registry::request`] (the htpasswd variant's user).
+    basic: Option<String>,
 }
 
 /// An HTTP response: status, headers (lowercase names), body.
@@ -53,27 +55,47 @@ fn free_port() -> u16 {
 impl Registry {
     /// Starts a registry and waits until `GET /v2/` answers.
     pub fn start() -> Self {
+        Self::start_with(None)
+    }
+
+    /// A registry that requires HTTP Basic authentication as `user`/`password` (an htpasswd
+    /// file with a bcrypt hash made by Python's `crypt`, which uses libxcrypt here).
+    pub fn start_with_htpasswd(user: &str, password: &str) -> Self {
+        Self::start_with(Some((user, password)))
+    }
+
+    fn start_with(auth: Option<(&str, &str)>) -> Self {
         // The port is free when picked but could be taken before the registry binds it:
         // a registry that exits at once is retried on another port.
         for _ in 0..5 {
-            if let Some(r) = Self::try_start() {
+            if let Some(r) = Self::try_start(auth) {
                 return r;
             }
         }
         panic!("docker-registry did not start (is the docker-registry package installed?)");
     }
 
-    fn try_start() -> Option<Self> {
+    fn try_start(auth: Option<(&str, &str)>) -> Option<Self> {
         let dir = tempfile::Builder::new()
             .prefix("arca-registry-")
             .tempdir_in("/tmp")
             .expect("tempdir");
         let port = free_port();
         let config = dir.path().join("config.yml");
+        let mut auth_config = String::new();
+        if let Some((user, password)) = auth {
+            let htpasswd = dir.path().join("htpasswd");
+            std::fs::write(&htpasswd, format!("{user}:{}\n", bcrypt(password)))
+                .expect("write htpasswd");
+            auth_config = format!(
+                "auth:\n  htpasswd:\n    realm: basic-realm\n    path: {}\n",
+                htpasswd.display()
+            );
+        }
         std::fs::write(
             &config,
             format!(
-                "version: 0.1\nlog:\n  level: warn\nstorage:\n  filesystem:\n    rootdirectory: {}\n  delete:\n    enabled: true\nhttp:\n  addr: 127.0.0.1:{port}\n",
+                "version: 0.1\nlog:\n  level: warn\nstorage:\n  filesystem:\n    rootdirectory: {}\n  delete:\n    enabled: true\nhttp:\n  addr: 127.0.0.1:{port}\n{auth_config}",
                 dir.path().join("data").display()
             ),
         )
@@ -87,7 +109,13 @@ impl Registry {
             .stderr(log)
             .spawn()
             .expect("spawn docker-registry");
-        let mut r = Self { dir, port, child };
+        let basic = auth.map(|(u, p)| format!("Basic {}", base64(format!("{u}:{p}").as_bytes())));
+        let mut r = Self {
+            dir,
+            port,
+            child,
+            basic,
+        };
         let deadline = Instant::now() + Duration::from_secs(20);
         while Instant::now() < deadline {
             if let Ok(Some(_)) = r.child.try_wait() {
@@ -131,6 +159,9 @@ impl Registry {
             self.host(),
             body.len()
         );
+        if let Some(b) = &self.basic {
+            req.push_str(&format!("Authorization: {b}\r\n"));
+        }
         for (k, v) in headers {
             req.push_str(&format!("{k}: {v}\r\n"));
         }
@@ -226,6 +257,49 @@ impl Registry {
         );
         sha256(manifest.as_bytes())
     }
+}
+
+/// A bcrypt hash of `password` (cost 4: fast, the registry accepts any cost). Go's bcrypt
+/// reads `$2a$`; libxcrypt writes `$2b$`, the same algorithm for short passwords.
+fn bcrypt(password: &str) -> String {
+    let out = Command::new("python3")
+        .args([
+            "-W",
+            "ignore",
+            "-c",
+            "import crypt,sys; print(crypt.crypt(sys.argv[1], crypt.mksalt(crypt.METHOD_BLOWFISH, rounds=16)))",
+            password,
+        ])
+        .output()
+        .expect("run python3 for a bcrypt hash");
+    let hash = String::from_utf8(out.stdout)
+        .expect("utf8")
+        .trim()
+        .to_owned();
+    assert!(
+        hash.starts_with("$2"),
+        "no bcrypt hash from python3: {hash:?}"
+    );
+    hash.replacen("$2b$", "$2a$", 1)
+}
+
+fn base64(data: &[u8]) -> String {
+    const A: &[u8] = b"ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789+/";
+    let mut out = String::new();
+    for chunk in data.chunks(3) {
+        let n = chunk
+            .iter()
+            .enumerate()
+            .fold(0u32, |acc, (i, c)| acc | (u32::from(*c) << (16 - 8 * i)));
+        for i in 0..4 {
+            out.push(if i <= chunk.len() {
+                A[((n >> (18 - 6 * i)) & 63) as usize] as char
+            } else {
+                '='
+            });
+        }
+    }
+    out
 }
 
 /// The config and the single layer of a docker-archive tar.

@@ -148,6 +148,12 @@ pub async fn get_by_name(
     State(st): State<AppState>,
     Path(rest): Path<String>,
 ) -> ApiResult<Response> {
+    if let Some(name) = split_suffix(&rest, "/history") {
+        return super::image_ops::history(&st, name).await;
+    }
+    if let Some(name) = split_suffix(&rest, "/get") {
+        return super::image_ops::save_one(&st, name).await;
+    }
     let Some(name) = split_suffix(&rest, "/json") else {
         return Err(ApiError::not_found("page not found"));
     };
@@ -161,6 +167,7 @@ pub async fn post_by_name(
     State(st): State<AppState>,
     Path(rest): Path<String>,
     q: Q,
+    headers: HeaderMap,
 ) -> ApiResult<Response> {
     if let Some(name) = split_suffix(&rest, "/tag") {
         let repo = q.get("repo").unwrap_or("").to_owned();
@@ -188,11 +195,8 @@ pub async fn post_by_name(
         emit(&st, &img, Some(&tagged), "tag");
         return Ok(StatusCode::CREATED.into_response());
     }
-    if split_suffix(&rest, "/push").is_some() {
-        return Err(ApiError::new(
-            arca_model::ErrorKind::Unavailable,
-            "pushing to registries is not supported by this arcad yet",
-        ));
+    if let Some(name) = split_suffix(&rest, "/push") {
+        return super::push::push(&st, &q, &headers, name).await;
     }
     Err(ApiError::not_found("page not found"))
 }

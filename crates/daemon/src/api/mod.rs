@@ -1,11 +1,14 @@
 //! The Docker Engine API over HTTP: routing, version negotiation, common headers.
 
+mod auth;
 mod containers;
 mod events;
 mod exec;
+mod image_ops;
 mod images;
 mod observe;
 pub mod pull;
+mod push;
 mod system;
 
 use std::sync::Arc;
@@ -129,6 +132,7 @@ pub fn app(
         .route("/_ping", get(system::ping).head(system::ping))
         .route("/version", get(system::version))
         .route("/info", get(system::info))
+        .route("/auth", post(auth::auth))
         .route("/events", get(events::events))
         .route("/containers/create", post(containers::create))
         .route("/containers/json", get(containers::list))
@@ -158,6 +162,10 @@ pub fn app(
         .route("/exec/{id}/resize", post(exec::resize))
         .route("/images/json", get(images::list))
         .route("/images/load", post(images::load))
+        .route("/images/get", get(image_ops::save_many))
+        .route("/images/prune", post(image_ops::prune))
+        .route("/commit", post(image_ops::commit))
+        .route("/system/df", get(image_ops::system_df))
         .route("/images/create", post(images::create))
         .route(
             "/images/{*rest}",

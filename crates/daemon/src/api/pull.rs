@@ -7,6 +7,8 @@
 //! output was not flushed yet. Later failures end the stream with an `errorDetail` line.
 //! A client that hangs up cancels the pull (the registry crate guarantees that nothing
 //! partial becomes visible).
+//!
+//! The streaming part ([`Job`], [`progress_response`]) is shared with `POST /images/{name}/push`.
 
 use arca_model::Reference;
 use arca_registry::{Credentials, Progress, PullOptions};
@@ -165,7 +167,7 @@ pub fn message(p: &Progress, reference: &Reference) -> Value {
     Value::Object(m)
 }
 
-fn line(v: &Value) -> Bytes {
+pub(crate) fn line(v: &Value) -> Bytes {
     let mut b = serde_json::to_vec(v).unwrap_or_default();
     b.push(b'\n');
     Bytes::from(b)
@@ -182,26 +184,19 @@ fn api_error(e: &arca_registry::PullError) -> ApiError {
     }
 }
 
-type PullResult = Result<arca_registry::Pulled, arca_registry::PullError>;
-
-/// The running pull; dropping it (the client hung up) cancels the pull.
-struct Abort {
-    task: JoinHandle<Option<PullResult>>,
+/// A registry operation (pull, push) running as a task of its own; dropping the `Job` (the
+/// client hung up) cancels it.
+pub(crate) struct Job<T> {
+    task: JoinHandle<Option<ApiResult<T>>>,
     _cancel: tokio::sync::oneshot::Sender<()>,
 }
 
-impl Abort {
-    /// Runs the pull as a task of its own; dropping the `Abort` cancels it.
-    fn spawn(
-        store: std::sync::Arc<arca_store::Store>,
-        reference: Reference,
-        opts: PullOptions,
-        tx: tokio::sync::mpsc::UnboundedSender<Progress>,
-    ) -> Self {
+impl<T: Send + 'static> Job<T> {
+    pub(crate) fn spawn(work: impl Future<Output = ApiResult<T>> + Send + 'static) -> Self {
         let (cancel, cancelled) = tokio::sync::oneshot::channel::<()>();
         let task = tokio::spawn(async move {
             tokio::select! {
-                r = arca_registry::pull(store, &reference, &opts, tx) => Some(r),
+                r = work => Some(r),
                 _ = cancelled => None,
             }
         });
@@ -211,11 +206,11 @@ impl Abort {
         }
     }
 
-    async fn result(&mut self) -> ApiResult<arca_registry::Pulled> {
+    async fn result(&mut self) -> ApiResult<T> {
         match (&mut self.task).await {
-            Ok(Some(r)) => r.map_err(|e| api_error(&e)),
-            Ok(None) => Err(ApiError::internal("pull cancelled")),
-            Err(e) => Err(ApiError::internal(format!("pull task failed: {e}"))),
+            Ok(Some(r)) => r,
+            Ok(None) => Err(ApiError::internal("operation cancelled")),
+            Err(e) => Err(ApiError::internal(format!("registry task failed: {e}"))),
         }
     }
 }
@@ -250,32 +245,59 @@ pub async fn pull(
         insecure_registries: st.registry.insecure_registries.clone(),
     };
     tracing::info!(reference = %reference, platform = ?opts.platform, "pulling image");
-    let (tx, mut rx) = tokio::sync::mpsc::unbounded_channel();
-    let mut task = Abort::spawn(st.store.clone(), reference.clone(), opts, tx);
+    let (tx, rx) = tokio::sync::mpsc::unbounded_channel();
+    let (store, r) = (st.store.clone(), reference.clone());
+    let job = Job::spawn(async move {
+        arca_registry::pull(store, &r, &opts, tx)
+            .await
+            .map_err(|e| api_error(&e))
+    });
+    let (st, shown) = (st.clone(), reference.clone());
+    progress_response(
+        rx,
+        job,
+        move |p| message(p, &shown),
+        is_preamble,
+        move |pulled| {
+            emit_pulled(&st, &reference, &pulled);
+            None
+        },
+    )
+    .await
+}
 
+/// Streams a registry job's progress as Docker's JSON lines. Messages for which `preamble`
+/// holds are held back until the first other one: a job that fails before that is answered
+/// with an HTTP status and Docker's `{"message":…}` body. Later failures end the stream with
+/// an `errorDetail` line; on success `finish` may add a last line (push's `aux`).
+pub(crate) async fn progress_response<T: Send + 'static>(
+    mut rx: UnboundedReceiver<Progress>,
+    mut job: Job<T>,
+    render: impl Fn(&Progress) -> Value + Send + 'static,
+    preamble: fn(&Progress) -> bool,
+    finish: impl FnOnce(T) -> Option<Bytes> + Send + 'static,
+) -> ApiResult<Response> {
     let mut held = Vec::new();
     let mut streaming = false;
     while let Some(p) = rx.recv().await {
-        let preamble = is_preamble(&p);
-        held.push(line(&message(&p, &reference)));
-        if !preamble {
+        held.push(line(&render(&p)));
+        if !preamble(&p) {
             streaming = true;
             break;
         }
     }
     if !streaming {
-        // The sender is gone: the pull has ended before any layer progress.
-        let pulled = task.result().await?;
-        emit_pulled(st, &reference, &pulled);
+        // The sender is gone: the job has ended before any layer progress.
+        let done = job.result().await?;
+        held.extend(finish(done));
         return Ok(json_stream(Body::from(held.concat())));
     }
-    let st = st.clone();
     let state = Stream {
         held: held.into_iter(),
         rx: Some(rx),
-        task: Some(task),
-        reference,
-        st,
+        job: Some(job),
+        render: Box::new(render),
+        finish: Some(Box::new(finish)),
     };
     let body = futures_util::stream::unfold(state, |mut s| async move {
         let next = s.next().await?;
@@ -284,32 +306,31 @@ pub async fn pull(
     Ok(json_stream(Body::from_stream(body)))
 }
 
-/// The streamed part of a pull: held lines, live progress, then the outcome.
-struct Stream {
+type Finish<T> = Box<dyn FnOnce(T) -> Option<Bytes> + Send>;
+
+/// The streamed part of a job: held lines, live progress, then the outcome.
+struct Stream<T> {
     held: std::vec::IntoIter<Bytes>,
     rx: Option<UnboundedReceiver<Progress>>,
-    task: Option<Abort>,
-    reference: Reference,
-    st: AppState,
+    job: Option<Job<T>>,
+    render: Box<dyn Fn(&Progress) -> Value + Send>,
+    finish: Option<Finish<T>>,
 }
 
-impl Stream {
+impl<T: Send + 'static> Stream<T> {
     async fn next(&mut self) -> Option<Bytes> {
         if let Some(b) = self.held.next() {
             return Some(b);
         }
         if let Some(rx) = self.rx.as_mut() {
             if let Some(p) = rx.recv().await {
-                return Some(line(&message(&p, &self.reference)));
+                return Some(line(&(self.render)(&p)));
             }
             self.rx = None;
         }
-        let mut task = self.task.take()?;
-        match task.result().await {
-            Ok(pulled) => {
-                emit_pulled(&self.st, &self.reference, &pulled);
-                None
-            }
+        let mut job = self.job.take()?;
+        match job.result().await {
+            Ok(done) => self.finish.take().and_then(|f| f(done)),
             Err(e) => Some(error_line(&e)),
         }
     }

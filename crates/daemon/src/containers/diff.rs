@@ -23,7 +23,7 @@ use std::path::{Path, PathBuf};
 use arca_api::docker::{ChangeType, FilesystemChange};
 
 /// Mount points the runtime creates (Docker's init layer).
-const INIT_PATHS: &[&str] = &[
+pub const INIT_PATHS: &[&str] = &[
     "/.dockerenv",
     "/dev",
     "/proc",

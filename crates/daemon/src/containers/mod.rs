@@ -6,6 +6,7 @@
 //! Changes of state are broadcast on a `watch` channel so waiters never poll.
 
 pub mod attach;
+pub mod commit;
 pub mod create;
 pub mod detach;
 pub mod diff;
