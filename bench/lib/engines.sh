@@ -121,11 +121,13 @@ build_arca() {
 }
 
 # start_arcad: a private arcad from target/release; sets arcad_pid, arca_sock, arca=(client).
+# Its --root and --exec-root are $arca_root and $arca_exec_root if set.
 start_arcad() {
     arca_sock="$tmp/arca.sock"
     arca=("$rel/arca" -H "unix://$arca_sock")
     log "starting arcad on unix://$arca_sock"
-    "$rel/arcad" --host "unix://$arca_sock" --root "$tmp/arca-root" --exec-root "$tmp/arca-run" \
+    "$rel/arcad" --host "unix://$arca_sock" --root "${arca_root:-$tmp/arca-root}" \
+        --exec-root "${arca_exec_root:-$tmp/arca-run}" \
         >>"$tmp/arcad.log" 2>&1 &
     arcad_pid=$!
     local i
@@ -162,7 +164,7 @@ EOF
 }
 
 # start_dockerd: Debian's dockerd on its own socket, roots and containerd; sets dockerd_pid
-# and dk=(client). Needs start_containerd first.
+# and dk=(client). Needs start_containerd first. Its --data-root is $docker_data if set.
 start_dockerd() {
     local i
     docker_sock="$tmp/docker.sock"
@@ -170,7 +172,7 @@ start_dockerd() {
     log "starting dockerd on unix://$docker_sock"
     dockerd -H "unix://$docker_sock" --config-file "$tmp/daemon.json" \
         --containerd "$tmp/containerd.sock" \
-        --data-root "$tmp/docker-data" --exec-root "$tmp/docker-exec" --pidfile "$tmp/docker.pid" \
+        --data-root "${docker_data:-$tmp/docker-data}" --exec-root "$tmp/docker-exec" --pidfile "$tmp/docker.pid" \
         --bridge none --iptables=false --ip6tables=false --ip-forward=false --ip-masq=false \
         --log-level warn >>"$tmp/dockerd.log" 2>&1 &
     dockerd_pid=$!
