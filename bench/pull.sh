@@ -270,7 +270,7 @@ if "arca" in med and "docker" in med:
           f"(with sync: {med['docker'][1] / med['arca'][1]:.2f}x)")
 if ("arca", "after_rmi_blobs") in info:
     print(f"arca rmi left {info[('arca', 'after_rmi_blobs')]} blobs and "
-          f"{info[('arca', 'after_rmi_snapshots')]} snapshots in its store (no prune yet)")
+          f"{info[('arca', 'after_rmi_snapshots')]} snapshots in its store (rmi keeps content; image prune frees it)")
 print()
 missed = 0
 def goal(name, ok, shown):

@@ -2,12 +2,13 @@
 //! the config, download missing layers three at a time while unpacking finished ones in order,
 //! then create, tag and digest-reference the image.
 
-use std::collections::HashSet;
+use std::collections::{HashMap, HashSet, VecDeque};
 use std::sync::Arc;
 use std::time::Instant;
 
 use arca_model::{Digest, Reference};
 use arca_store::{Image, LayerBlob, Store};
+use futures_util::stream::FuturesUnordered;
 use futures_util::{StreamExt, stream};
 use oci_client::Client;
 use oci_client::secrets::RegistryAuth;
@@ -306,33 +307,54 @@ async fn download(
         }
         Ok::<_, PullError>(())
     };
+    // Each layer unpacks into a snapshot of its own, so layers unpack as soon as their blob
+    // has arrived, several at a time (decompressing and hashing is CPU work), not in order.
+    let wanted: HashMap<Digest, Digest> = layers
+        .iter()
+        .zip(&diff_ids)
+        .filter(|(l, _)| !present.contains(&l.digest))
+        .map(|(l, d)| (l.digest.clone(), d.clone()))
+        .collect();
     let extract = async {
-        let mut arrived = HashSet::new();
+        let limit = std::thread::available_parallelism()
+            .map_or(2, |n| n.get())
+            .clamp(1, PARALLEL_DOWNLOADS);
         let mut verified = HashSet::new();
-        for (l, diff_id) in layers.iter().zip(&diff_ids) {
-            if present.contains(&l.digest) {
-                // create_image checks (or unpacks) layers whose blobs were already here.
-                continue;
+        let mut queue: VecDeque<(Digest, Digest)> = VecDeque::new();
+        let mut unpacking = FuturesUnordered::new();
+        let mut downloads_done = false;
+        loop {
+            while unpacking.len() < limit
+                && let Some((blob, diff_id)) = queue.pop_front()
+            {
+                report.layer(&blob, "Extracting");
+                let s = store.clone();
+                unpacking.push(async move {
+                    let (b, d) = (blob.clone(), diff_id.clone());
+                    blocking(move || s.unpack_layer(&b, &d)).await?;
+                    Ok::<_, PullError>((blob, diff_id))
+                });
             }
-            while !arrived.contains(&l.digest) {
-                match done_rx.recv().await {
+            if downloads_done && queue.is_empty() && unpacking.is_empty() {
+                // All unpacked, or the downloads failed (their error is reported).
+                return Ok::<_, PullError>(verified);
+            }
+            tokio::select! {
+                arrived = done_rx.recv(), if !downloads_done => match arrived {
                     Some(d) => {
-                        arrived.insert(d);
+                        if let Some(diff_id) = wanted.get(&d) {
+                            queue.push_back((d, diff_id.clone()));
+                        }
                     }
-                    // The downloads failed; their error is reported.
-                    None => return Ok(verified),
+                    None => downloads_done = true,
+                },
+                Some(done) = unpacking.next(), if !unpacking.is_empty() => {
+                    let (blob, diff_id) = done?;
+                    report.layer(&blob, "Pull complete");
+                    verified.insert((blob, diff_id));
                 }
             }
-            if verified.contains(&(l.digest.clone(), diff_id.clone())) {
-                continue;
-            }
-            report.layer(&l.digest, "Extracting");
-            let (s, blob, d) = (store.clone(), l.digest.clone(), diff_id.clone());
-            blocking(move || s.unpack_layer(&blob, &d)).await?;
-            report.layer(&l.digest, "Pull complete");
-            verified.insert((l.digest.clone(), diff_id.clone()));
         }
-        Ok::<_, PullError>(verified)
     };
     let ((), verified) = tokio::try_join!(downloads, extract)?;
     let blobs: Vec<LayerBlob> = layers
