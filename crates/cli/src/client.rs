@@ -154,6 +154,27 @@ pub async fn get_stream(
     socket: &std::path::Path,
     path_and_query: &str,
 ) -> anyhow::Result<hyper::body::Incoming> {
+    raw_request(
+        socket,
+        hyper::Method::GET,
+        path_and_query,
+        &[],
+        bytes::Bytes::new(),
+    )
+    .await
+}
+
+/// One request on the API outside bollard (streams bollard would reshape, parameters it
+/// cannot send), with `headers` besides `Host` and `Content-Type: application/json`.
+/// Returns the successful response's body, streamed; an error status becomes the daemon's
+/// message, as bollard reports it.
+pub async fn raw_request(
+    socket: &std::path::Path,
+    method: hyper::Method,
+    path_and_query: &str,
+    headers: &[(&str, String)],
+    body: bytes::Bytes,
+) -> anyhow::Result<hyper::body::Incoming> {
     use http_body_util::BodyExt;
     let stream = tokio::net::UnixStream::connect(socket).await?;
     let io = hyper_util::rt::TokioIo::new(stream);
@@ -161,10 +182,17 @@ pub async fn get_stream(
     tokio::spawn(async move {
         let _ = conn.await;
     });
-    let req = hyper::Request::get(format!("/v1.51{path_and_query}"))
+    let mut req = hyper::Request::builder()
+        .method(method)
+        .uri(format!("/v1.51{path_and_query}"))
         .header("Host", "arca")
-        .body(http_body_util::Empty::<bytes::Bytes>::new())?;
-    let resp = sender.send_request(req).await?;
+        .header("Content-Type", "application/json");
+    for (k, v) in headers {
+        req = req.header(*k, v.as_str());
+    }
+    let resp = sender
+        .send_request(req.body(http_body_util::Full::new(body))?)
+        .await?;
     let status = resp.status();
     if !status.is_success() {
         let body = resp.into_body().collect().await?.to_bytes();

@@ -19,34 +19,7 @@ async fn request(
     path_and_query: &str,
     body: Bytes,
 ) -> anyhow::Result<hyper::body::Incoming> {
-    let stream = tokio::net::UnixStream::connect(&cli.socket).await?;
-    let io = hyper_util::rt::TokioIo::new(stream);
-    let (mut sender, conn) = hyper::client::conn::http1::handshake(io).await?;
-    tokio::spawn(async move {
-        let _ = conn.await;
-    });
-    let req = hyper::Request::builder()
-        .method(method)
-        .uri(format!("/v1.51{path_and_query}"))
-        .header("Host", "arca")
-        .header("Content-Type", "application/json")
-        .body(http_body_util::Full::new(body))?;
-    let resp = sender.send_request(req).await?;
-    let status = resp.status();
-    if !status.is_success() {
-        let body = resp.into_body().collect().await?.to_bytes();
-        let msg: Value = serde_json::from_slice(&body).unwrap_or_default();
-        let message = msg.get("message").and_then(|m| m.as_str()).map_or_else(
-            || String::from_utf8_lossy(&body).trim().to_owned(),
-            str::to_owned,
-        );
-        return Err(bollard::errors::Error::DockerResponseServerError {
-            status_code: status.as_u16(),
-            message,
-        }
-        .into());
-    }
-    Ok(resp.into_body())
+    crate::client::raw_request(&cli.socket, method, path_and_query, &[], body).await
 }
 
 async fn request_json(

@@ -36,36 +36,14 @@ pub async fn post(
     headers: &[(&str, String)],
     body: Vec<u8>,
 ) -> anyhow::Result<hyper::body::Incoming> {
-    let stream = tokio::net::UnixStream::connect(socket).await?;
-    let io = hyper_util::rt::TokioIo::new(stream);
-    let (mut sender, conn) = hyper::client::conn::http1::handshake(io).await?;
-    tokio::spawn(async move {
-        let _ = conn.await;
-    });
-    let mut req = hyper::Request::post(format!("/v1.51{path_and_query}"))
-        .header("Host", "arca")
-        .header("Content-Type", "application/json");
-    for (k, v) in headers {
-        req = req.header(*k, v.as_str());
-    }
-    let resp = sender
-        .send_request(req.body(http_body_util::Full::new(Bytes::from(body)))?)
-        .await?;
-    let status = resp.status();
-    if !status.is_success() {
-        let body = resp.into_body().collect().await?.to_bytes();
-        let msg: serde_json::Value = serde_json::from_slice(&body).unwrap_or_default();
-        let message = msg.get("message").and_then(|m| m.as_str()).map_or_else(
-            || String::from_utf8_lossy(&body).trim().to_owned(),
-            str::to_owned,
-        );
-        return Err(bollard::errors::Error::DockerResponseServerError {
-            status_code: status.as_u16(),
-            message,
-        }
-        .into());
-    }
-    Ok(resp.into_body())
+    crate::client::raw_request(
+        socket,
+        hyper::Method::POST,
+        path_and_query,
+        headers,
+        Bytes::from(body),
+    )
+    .await
 }
 
 pub async fn push(cli: &Cli, a: PushArgs) -> anyhow::Result<i32> {
