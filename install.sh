@@ -32,7 +32,7 @@ data_root=/var/lib/arca
 pidfile=/run/arca/arcad.pid
 logfile=/var/log/arcad.log
 bindir="$prefix/bin"
-bins=(arca arcad arca-shim)
+bins=(arca arcad arca-shim arca-init)
 min_rust=1.85
 
 say() { echo "==> $*"; }
