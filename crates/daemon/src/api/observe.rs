@@ -10,7 +10,8 @@ use axum::response::{IntoResponse, Response};
 use futures_util::StreamExt;
 
 use super::AppState;
-use crate::containers::stats::{StatsOpts, cgroup_path};
+use crate::containers::limits::cgroup_path;
+use crate::containers::stats::StatsOpts;
 use crate::containers::{diff, top};
 use crate::error::{ApiError, ApiResult};
 use crate::query::Q;

@@ -5,14 +5,11 @@ use std::collections::HashMap;
 use std::sync::Arc;
 
 use arca_api::docker::{ContainerConfig, ContainerCreateBody, HostConfig};
-use arca_model::{ContainerId, Reference};
+use arca_model::ContainerId;
 
 use super::record::{ContainerRecord, RECORD_VERSION, StateRecord, now_rfc3339};
 use super::{Container, Containers};
 use crate::error::{ApiError, ApiResult};
-
-/// Docker refuses memory limits below 6 MB.
-const MIN_MEMORY: i64 = 6 * 1024 * 1024;
 
 impl Containers {
     pub async fn create(
@@ -155,15 +152,8 @@ pub(super) fn validate_name(n: &str) -> ApiResult<String> {
 }
 
 fn validate_host_config(h: &HostConfig) -> ApiResult<()> {
-    if let Some(m) = h.memory
-        && m != 0
-    {
-        if m < 0 {
-            return Err(ApiError::invalid(format!("invalid memory limit: {m}")));
-        }
-        if m < MIN_MEMORY {
-            return Err(ApiError::invalid("Minimum memory limit allowed is 6MB"));
-        }
+    if let Some(m) = h.memory.filter(|m| *m != 0) {
+        super::limits::check_memory(m)?;
     }
     if let (Some(m), Some(s)) = (h.memory, h.memory_swap)
         && s > 0
@@ -174,15 +164,20 @@ fn validate_host_config(h: &HostConfig) -> ApiResult<()> {
             "Minimum memoryswap limit should be larger than memory limit, see usage",
         ));
     }
-    if let Some(n) = h.nano_cpus
-        && n != 0
-    {
-        let cpus = std::thread::available_parallelism().map_or(1, |n| n.get()) as i64;
-        if n < 10_000_000 || n > cpus * 1_000_000_000 {
-            return Err(ApiError::invalid(format!(
-                "Range of CPUs is from 0.01 to {cpus}.00, as there are only {cpus} CPUs available"
-            )));
+    if let Some(n) = h.nano_cpus.filter(|n| *n != 0) {
+        super::limits::check_nano_cpus(n)?;
+        if h.cpu_quota.is_some_and(|q| q != 0) || h.cpu_period.is_some_and(|p| p != 0) {
+            return Err(ApiError::invalid(
+                "Conflicting options: Nano CPUs and CPU Period/Quota cannot both be set",
+            ));
         }
+    }
+    if let Some(q) = h.cpu_quota.filter(|q| *q != 0) {
+        let period = h
+            .cpu_period
+            .filter(|p| *p != 0)
+            .unwrap_or(super::limits::DEFAULT_CPU_PERIOD);
+        super::limits::check_cpu_quota(q, period)?;
     }
     if let Some(parent) = h.cgroup_parent.as_deref().filter(|p| !p.is_empty()) {
         let ok = parent.split('/').all(|c| c != ".." && c != ".")
@@ -312,10 +307,6 @@ fn merge_config(
     }
 
     let image_ref = body.image.clone().unwrap_or_default();
-    // Validate the image name the same way the store does (already resolved, so only the
-    // canonical form is recorded for display).
-    let _ = image_ref.parse::<Reference>();
-
     Ok(ContainerConfig {
         hostname: body
             .hostname

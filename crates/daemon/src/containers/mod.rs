@@ -12,6 +12,7 @@ pub mod detach;
 pub mod diff;
 pub mod exec;
 pub mod health;
+pub mod limits;
 pub mod log_config;
 pub mod logs;
 pub mod pause;

@@ -5,7 +5,7 @@ use std::sync::Arc;
 
 use arca_api::shim::{
     ExitStatus, MountConfig, NetworkConfig, PROTOCOL_VERSION, ProcessConfig, Reply, Request,
-    ResourcesConfig, RootfsConfig, SecurityConfig, ShimConfig,
+    RootfsConfig, SecurityConfig, ShimConfig,
 };
 use arca_model::{ContainerStatus, ErrorKind};
 
@@ -200,21 +200,8 @@ impl Containers {
                     readonly: false,
                 },
             ],
-            resources: ResourcesConfig {
-                memory: h.memory.filter(|m| *m > 0),
-                memory_swap: h.memory_swap.filter(|m| *m != 0),
-                nano_cpus: h.nano_cpus.filter(|n| *n > 0),
-                cpu_shares: h.cpu_shares.filter(|s| *s > 0).map(|s| s as u64),
-                pids_limit: h.pids_limit.filter(|p| *p > 0),
-            },
-            cgroup_path: format!(
-                "{}/{}",
-                h.cgroup_parent
-                    .as_deref()
-                    .filter(|s| !s.is_empty())
-                    .unwrap_or(&p.cgroup_parent),
-                id
-            ),
+            resources: super::limits::resources_of(h),
+            cgroup_path: super::limits::cgroup_path(rec, &p.cgroup_parent),
             network: self.network_for(rec)?,
             security: SecurityConfig {
                 capabilities: capabilities(rec, self.unified_cgroup)?,

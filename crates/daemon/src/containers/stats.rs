@@ -36,17 +36,6 @@ pub struct StatsOpts {
     pub one_shot: bool,
 }
 
-/// The container's cgroup path as the shim was told (`<cgroup-parent>/<id>`).
-pub fn cgroup_path(rec: &ContainerRecord, default_parent: &str) -> String {
-    let parent = rec
-        .host_config
-        .cgroup_parent
-        .as_deref()
-        .filter(|s| !s.is_empty())
-        .unwrap_or(default_parent);
-    format!("{}/{}", parent.trim_end_matches('/'), rec.id)
-}
-
 /// What Docker sends for a container that is not running: name and ID, zero counters.
 pub fn empty(rec: &ContainerRecord) -> ContainerStatsResponse {
     let zero_cpu = ContainerCpuStats {
@@ -260,7 +249,7 @@ async fn sample(c: &Container, default_parent: &str) -> (ContainerStatsResponse,
     if !rec.state.status.is_running() || rec.state.pid <= 0 {
         return (empty(&rec), false);
     }
-    let path = cgroup_path(&rec, default_parent);
+    let path = super::limits::cgroup_path(&rec, default_parent);
     let r = rec.clone();
     match tokio::task::spawn_blocking(move || sample_blocking(&r, &path)).await {
         Ok(Some(s)) => (s, true),

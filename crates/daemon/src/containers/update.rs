@@ -12,10 +12,7 @@ use super::{Container, Containers};
 use crate::error::{ApiError, ApiResult};
 use crate::shim;
 
-/// Docker refuses memory limits below 6 MB.
-const MIN_MEMORY: i64 = 6 * 1024 * 1024;
-/// The CFS period Docker assumes when only a quota is given (microseconds).
-const DEFAULT_CPU_PERIOD: i64 = 100_000;
+use super::limits::{DEFAULT_CPU_PERIOD, check_cpu_quota, check_memory, check_nano_cpus};
 
 /// The new HostConfig and the cgroup changes for a running container.
 pub fn plan(
@@ -42,12 +39,7 @@ pub fn plan(
         h.restart_policy = Some(p.clone());
     }
     if let Some(m) = body.memory.filter(|m| *m != 0) {
-        if m < 0 {
-            return Err(ApiError::invalid(format!("invalid memory limit: {m}")));
-        }
-        if m < MIN_MEMORY {
-            return Err(ApiError::invalid("Minimum memory limit allowed is 6MB"));
-        }
+        check_memory(m)?;
         h.memory = Some(m);
         r.memory = Some(m);
     }
@@ -76,12 +68,7 @@ pub fn plan(
         ));
     }
     if let Some(n) = nano {
-        let cpus = std::thread::available_parallelism().map_or(1, |n| n.get()) as i64;
-        if n < 10_000_000 || n > cpus * 1_000_000_000 {
-            return Err(ApiError::invalid(format!(
-                "Range of CPUs is from 0.01 to {cpus}.00, as there are only {cpus} CPUs available"
-            )));
-        }
+        check_nano_cpus(n)?;
         h.nano_cpus = Some(n);
         h.cpu_quota = None;
         h.cpu_period = None;
@@ -93,16 +80,11 @@ pub fn plan(
             .filter(|p| *p > 0)
             .or(h.cpu_period.filter(|p| *p > 0))
             .unwrap_or(DEFAULT_CPU_PERIOD);
-        if q < 1000 || !(1000..=1_000_000).contains(&period) {
-            return Err(ApiError::invalid(
-                "CPU quota must be at least 1ms and CPU period between 1ms and 1s",
-            ));
-        }
+        check_cpu_quota(q, period)?;
         h.cpu_quota = Some(q);
         h.cpu_period = Some(period);
         h.nano_cpus = None;
-        // The shim takes CPU limits as a share of CPUs.
-        r.nano_cpus = Some(q.saturating_mul(1000) / period * 1_000_000);
+        r.nano_cpus = Some(super::limits::quota_nano_cpus(q, period));
     }
     if let Some(s) = body.cpu_shares.filter(|s| *s != 0) {
         if s < 2 {
