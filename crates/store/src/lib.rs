@@ -113,6 +113,20 @@ impl Store {
         self.limits
     }
 
+    /// The snapshot directories of image `id`'s layers, topmost first, from its record alone
+    /// (no config blob, no references): what starting a container needs.
+    pub fn lower_dirs(&self, id: &arca_model::Digest) -> Result<Vec<PathBuf>, StoreError> {
+        let record = self
+            .record(id)?
+            .ok_or_else(|| StoreError::NotFound(format!("No such image: {id}")))?;
+        Ok(record
+            .layers
+            .iter()
+            .rev()
+            .map(|l| self.snapshot_dir(&l.diff_id))
+            .collect())
+    }
+
     /// The snapshot directories of `image`'s layers, topmost first (overlayfs `lowerdir`
     /// order).
     pub fn layer_dirs(&self, image: &Image) -> Vec<PathBuf> {

@@ -52,14 +52,16 @@ pub(crate) fn read_versioned<T: DeserializeOwned>(path: &Path) -> Result<Option<
         path: path.to_path_buf(),
         source,
     };
-    let v: VersionOnly = serde_json::from_slice(&bytes).map_err(corrupt)?;
+    // Parsed once: the version decides whether the rest may be read.
+    let value: serde_json::Value = serde_json::from_slice(&bytes).map_err(corrupt)?;
+    let v: VersionOnly = serde_json::from_value(value.clone()).map_err(corrupt)?;
     if v.version != VERSION {
         return Err(StoreError::Version {
             path: path.to_path_buf(),
             version: v.version,
         });
     }
-    serde_json::from_slice(&bytes).map(Some).map_err(corrupt)
+    serde_json::from_value(value).map(Some).map_err(corrupt)
 }
 
 /// Writes a JSON document atomically.

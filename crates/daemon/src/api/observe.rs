@@ -92,10 +92,9 @@ pub async fn changes(State(st): State<AppState>, Path(id): Path<String>) -> ApiR
     let rec = c.snapshot();
     let store = st.store.clone();
     let upper = st.containers.paths.upper_dir(&c.id);
-    let image_id = rec.image_id.to_string();
+    let image_id = rec.image_id.clone();
     let out = tokio::task::spawn_blocking(move || {
-        let image = store.get(&image_id)?;
-        let layers = store.layer_dirs(&image);
+        let layers = store.lower_dirs(&image_id)?;
         diff::changes(&upper, &layers)
             .map_err(|e| ApiError::from_internal("cannot compute container changes", &e))
     })

@@ -182,7 +182,7 @@ impl Containers {
                 group_add: h.group_add.clone().unwrap_or_default(),
                 rlimits: super::spec::rlimits(h)?,
             },
-            hostname: c.hostname.clone().unwrap_or_else(|| id.short().to_owned()),
+            hostname: hostname_of(rec),
             mounts: vec![
                 MountConfig {
                     source: dir.join("hostname"),
@@ -268,24 +268,21 @@ impl Containers {
             .status
             .can_start()
             .map_err(|e| ApiError::conflict(e.to_string()))?;
-        let store = self.store.clone();
-        let image_id = rec.image_id.to_string();
-        let image = tokio::task::spawn_blocking(move || store.get(&image_id))
-            .await
-            .map_err(|e| ApiError::internal(format!("image lookup failed: {e}")))??;
-        let lower = self.store.layer_dirs(&image);
-        let config = self.shim_config(&rec, lower)?;
-
-        let paths = self.paths.clone();
-        let hostname = config.hostname.clone();
-        let id = rec.id.clone();
-        tokio::task::spawn_blocking(move || {
+        // One trip to the blocking pool: the image's layers (its record only), the previous
+        // shim gone, the container's /etc files.
+        let (store, paths) = (self.store.clone(), self.paths.clone());
+        let (image_id, id) = (rec.image_id.clone(), rec.id.clone());
+        let hostname = hostname_of(&rec);
+        let lower = tokio::task::spawn_blocking(move || -> ApiResult<_> {
+            let lower = store.lower_dirs(&image_id)?;
             wait_for_previous_shim(&paths, &id);
             write_etc_files(&paths, &id, &hostname)
+                .map_err(|e| ApiError::from_internal("cannot prepare container files", &e))?;
+            Ok(lower)
         })
         .await
-        .map_err(|e| ApiError::internal(format!("start task failed: {e}")))?
-        .map_err(|e| ApiError::from_internal("cannot prepare container files", &e))?;
+        .map_err(|e| ApiError::internal(format!("start task failed: {e}")))??;
+        let config = self.shim_config(&rec, lower)?;
 
         let prepared = began.elapsed();
         let ready = shim::spawn(&self.paths.shim_bin, &config)
@@ -477,6 +474,14 @@ fn wait_for_previous_shim(paths: &crate::paths::Paths, id: &arca_model::Containe
     while state.exists() && std::time::Instant::now() < deadline {
         std::thread::sleep(std::time::Duration::from_millis(2));
     }
+}
+
+/// The container's hostname: its config's, else its short ID.
+fn hostname_of(rec: &ContainerRecord) -> String {
+    rec.config
+        .hostname
+        .clone()
+        .unwrap_or_else(|| rec.id.short().to_owned())
 }
 
 /// `/etc/hostname`, `/etc/hosts` and `/etc/resolv.conf` for the container.
