@@ -976,3 +976,17 @@ fn latency_of_exec_for_true() {
         median(to_exit)
     );
 }
+
+/// A shim that was killed leaves libcontainer's state directory behind; the next shim for
+/// the same container removes it instead of failing with "container already exists".
+#[test]
+fn stale_runtime_state_of_a_killed_shim_does_not_block_the_next_start() {
+    let f = Fixture::new();
+    let cfg = f.config(&["echo", "again"]);
+    let stale = cfg.state_root.join(&cfg.id);
+    std::fs::create_dir_all(&stale).expect("mkdir");
+    std::fs::write(stale.join("state.json"), b"{\"left\":\"by a killed shim\"}").expect("w");
+    let (out, _, status) = run(&cfg);
+    assert_eq!((out.as_str(), status.exit_code), ("again\n", 0));
+    assert!(!stale.exists());
+}

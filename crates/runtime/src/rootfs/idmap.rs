@@ -84,7 +84,13 @@ pub(super) fn mount_overlay(
         // The overlay holds private clones of these mounts: the copies can go at once.
         let _ = nix::mount::umount2(point, MntFlags::MNT_DETACH);
     }
-    let _ = std::fs::remove_dir_all(&scratch);
+    // Never a recursive delete here: a point that is still mounted (a failed detach, or one
+    // left by a killed shim) is a writable view of a layer every image shares. remove_dir
+    // refuses a mount point (EBUSY) and a non-empty directory.
+    for i in 0..cfg.lower.len() {
+        let _ = std::fs::remove_dir(scratch.join(i.to_string()));
+    }
+    let _ = std::fs::remove_dir(&scratch);
     result
 }
 

@@ -183,6 +183,33 @@ fn check_init(path: &Path) -> Result<(), CreateError> {
 
 /// Creates the container described by `cfg`. Everything it sets up is recorded in `undo`
 /// (or torn down here) when it fails.
+/// Removes libcontainer's state directory for this container if one is left: a shim that was
+/// killed (or crashed) never deletes it, and libcontainer refuses to create a container
+/// whose directory exists ("container already exists"), so the container could never start
+/// again. arcad starts a shim only once the previous one has removed that directory (or a
+/// deadline passed), so one that is still here is stale: its container is killed and its
+/// cgroup and state deleted.
+fn clear_stale_state(cfg: &ShimConfig, diag: &Diag) {
+    let dir = cfg.state_root.join(&cfg.id);
+    if !dir.exists() {
+        return;
+    }
+    diag.warn(format_args!(
+        "removing the stale runtime state of container {}",
+        cfg.id
+    ));
+    if let Ok(mut stale) = Container::load(dir.clone())
+        && let Err(e) = stale.delete(true)
+    {
+        diag.warn(format_args!(
+            "deleting the stale container failed: {}",
+            chain(&e)
+        ));
+    }
+    // The directory holds only libcontainer's state files and socket, never mounts.
+    let _ = std::fs::remove_dir_all(&dir);
+}
+
 pub fn create(cfg: &ShimConfig, diag: &Diag, undo: &mut Undo) -> Result<Created, CreateError> {
     if cfg.version != PROTOCOL_VERSION {
         return Err(CreateError::Version(cfg.version));
@@ -190,6 +217,7 @@ pub fn create(cfg: &ShimConfig, diag: &Diag, undo: &mut Undo) -> Result<Created,
     let Some(cmd) = cfg.process.args.first() else {
         return Err(CreateError::NoCommand);
     };
+    clear_stale_state(cfg, diag);
     let rootfs = cfg.bundle.join("rootfs");
     rootfs::mount_overlay(&cfg.rootfs, &rootfs, cfg.namespaces.userns.as_ref())?;
     undo.rootfs = Some(rootfs.clone());
@@ -309,8 +337,12 @@ pub fn create(cfg: &ShimConfig, diag: &Diag, undo: &mut Undo) -> Result<Created,
     let container = match built {
         Ok(c) => c,
         Err(e) => {
-            // A failed build leaves the intermediate and init processes as zombies.
+            // A failed build leaves the intermediate and init processes as zombies, and may
+            // leave the state directory it made (which would refuse every later create).
             reap_zombies();
+            if !matches!(e, LibcontainerError::Exist) {
+                let _ = std::fs::remove_dir_all(cfg.state_root.join(&cfg.id));
+            }
             return Err(CreateError::Build(e));
         }
     };
