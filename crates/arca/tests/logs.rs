@@ -116,4 +116,16 @@ fn daemon_log_opts_are_the_default_rotation() {
         "own",
     ]));
     assert_eq!(cfg.trim(), "1m 2", "own max-size, the daemon's max-file");
+
+    // Times are parsed as /events parses them: "NaN" or "1e9" are not timestamps.
+    for bad in ["NaN", "1e9", "inf"] {
+        let (code, body) = common::http(
+            &d.socket,
+            "GET",
+            &format!("/containers/own/logs?stdout=1&since={bad}"),
+            None,
+        )
+        .expect("logs");
+        assert_eq!(code, 400, "since={bad}: {body}");
+    }
 }

@@ -7,8 +7,9 @@
 //!   Go's architecture names); `name@sha256:` references are checked against the manifest's
 //!   digest. Any other media type (manifest, config or layer) is refused, naming it.
 //! - Layers (gzip, zstd or uncompressed) download three at a time, each streamed through the
-//!   store's digest check ([`Store::write_blob`]); each is unpacked, bottom first, as soon as
-//!   it and the layers below it are there. A blob already in the store is never fetched again
+//!   store's digest check ([`Store::write_blob`]); each is unpacked as soon as its blob has
+//!   arrived, two or three at a time (every layer has a snapshot of its own, so order does
+//!   not matter). A blob already in the store is never fetched again
 //!   ("Already exists"), an existing snapshot never unpacked again.
 //! - Transient failures (connection errors, 5xx, timeouts) are retried three times with
 //!   back-off (200, 400, 800 ms), resuming with HTTP `Range` from the bytes already written.

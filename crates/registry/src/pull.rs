@@ -1,5 +1,5 @@
 //! The pull itself: resolve the manifest (through an index for the wanted platform), fetch
-//! the config, download missing layers three at a time while unpacking finished ones in order,
+//! the config, download missing layers three at a time while unpacking finished ones as they arrive,
 //! then create, tag and digest-reference the image.
 
 use std::collections::{HashMap, HashSet, VecDeque};

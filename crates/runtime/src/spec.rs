@@ -2,8 +2,9 @@
 //! `oci/defaults.go` and `daemon/oci_linux.go`).
 //!
 //! Deliberate differences from oci-spec's defaults: Docker's mounts, masked and read-only
-//! paths, no rlimits at all (the container inherits the shim's, which never exceed the hard
-//! limits: this host has no `CAP_SYS_RESOURCE`), and umask 0022 as runc applies.
+//! paths, only the rlimits `--ulimit` names (the container inherits the shim's others, and a
+//! hard limit above the shim's is lowered to it when the shim lacks `CAP_SYS_RESOURCE`), and
+//! umask 0022 as runc applies.
 //!
 //! Seccomp and capabilities are **not** in the spec: the shim's executor applies them in
 //! the container's init (see `shim::executor`). libcontainer only offers seccomp through

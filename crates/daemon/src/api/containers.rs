@@ -272,16 +272,15 @@ pub async fn resize(
     }
 }
 
+/// `since`/`until` of the logs endpoint: Unix seconds (with a fraction) or RFC 3339, parsed
+/// as `/events` parses them; `0` means unset.
 fn time_arg(q: &Q, key: &str) -> ApiResult<Option<f64>> {
     match q.get(key).filter(|s| !s.is_empty()) {
         None => Ok(None),
         Some(v) => {
-            if let Ok(f) = v.parse::<f64>() {
-                return Ok(Some(f).filter(|f| *f != 0.0));
-            }
-            chrono::DateTime::parse_from_rfc3339(v)
-                .map(|d| Some(d.timestamp() as f64 + f64::from(d.timestamp_subsec_nanos()) / 1e9))
-                .map_err(|_| ApiError::invalid(format!("invalid value for {key}: {v:?}")))
+            let nanos = crate::events::parse_time(v)
+                .map_err(|_| ApiError::invalid(format!("invalid value for {key}: {v:?}")))?;
+            Ok((nanos != 0).then(|| nanos as f64 / 1e9))
         }
     }
 }

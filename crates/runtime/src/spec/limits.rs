@@ -10,9 +10,9 @@ use oci_spec::runtime::{PosixRlimit, PosixRlimitBuilder, PosixRlimitType};
 
 use super::SpecError;
 
-/// Docker's names (go-units `ulimit.go`), the OCI type and the kernel's resource number.
+/// Docker's names (go-units `ulimit.go`, the list arcad validates against:
+/// `arca_model::ulimit::ULIMIT_NAMES`), the OCI type and the kernel's resource number.
 const RLIMITS: &[(&str, PosixRlimitType, libc::__rlimit_resource_t)] = &[
-    ("as", PosixRlimitType::RlimitAs, libc::RLIMIT_AS),
     ("core", PosixRlimitType::RlimitCore, libc::RLIMIT_CORE),
     ("cpu", PosixRlimitType::RlimitCpu, libc::RLIMIT_CPU),
     ("data", PosixRlimitType::RlimitData, libc::RLIMIT_DATA),
@@ -93,6 +93,13 @@ pub fn rlimits(
 
 #[cfg(test)]
 mod tests {
+    #[test]
+    fn the_shim_knows_exactly_the_names_arcad_accepts() {
+        let mut ours: Vec<&str> = RLIMITS.iter().map(|(n, _, _)| *n).collect();
+        ours.sort_unstable();
+        assert_eq!(ours, arca_model::ulimit::ULIMIT_NAMES);
+    }
+
     use super::*;
 
     fn lim(name: &str, soft: u64, hard: u64) -> Rlimit {
@@ -105,24 +112,7 @@ mod tests {
 
     #[test]
     fn every_docker_ulimit_name_is_known() {
-        for name in [
-            "nofile",
-            "nproc",
-            "core",
-            "memlock",
-            "stack",
-            "cpu",
-            "fsize",
-            "data",
-            "rss",
-            "as",
-            "locks",
-            "sigpending",
-            "msgqueue",
-            "nice",
-            "rtprio",
-            "rttime",
-        ] {
+        for name in arca_model::ulimit::ULIMIT_NAMES {
             assert!(rlimit_type(name).is_some(), "{name}");
         }
         assert_eq!(
