@@ -6,7 +6,7 @@ mod common;
 
 use std::os::unix::fs::PermissionsExt;
 use std::path::Path;
-use std::process::{Command, Output, Stdio};
+use std::process::Output;
 
 use common::registry::Registry;
 use common::{Daemon, assert_ok, stderr, stdout};
@@ -25,23 +25,12 @@ fn pushed_digest(text: &str, tag: &str) -> String {
 
 /// The arca CLI with its own docker config directory (never the user's `~/.docker`).
 fn arca(d: &Daemon, config: &Path, args: &[&str], input: &[u8]) -> Output {
-    use std::io::Write;
-    let mut child = Command::new(env!("CARGO_BIN_EXE_arca"))
-        .args(args)
-        .env("ARCA_HOST", d.host())
-        .env("DOCKER_CONFIG", config)
-        .stdin(Stdio::piped())
-        .stdout(Stdio::piped())
-        .stderr(Stdio::piped())
-        .spawn()
-        .expect("spawn arca");
-    child
-        .stdin
-        .take()
-        .expect("stdin")
-        .write_all(input)
-        .expect("write stdin");
-    child.wait_with_output().expect("wait for arca")
+    common::feed(
+        d.client(env!("CARGO_BIN_EXE_arca"))
+            .env("DOCKER_CONFIG", config)
+            .args(args),
+        input,
+    )
 }
 
 #[test]

@@ -149,21 +149,28 @@ impl Daemon {
         format!("unix://{}", self.socket.display())
     }
 
-    pub fn docker(&self, args: &[&str]) -> Output {
-        Command::new(DOCKER)
-            .args(args)
-            .env("DOCKER_HOST", self.host())
+    /// A client command (`DOCKER`, the arca binary, `script`) aimed at this daemon, with the
+    /// test's own docker config directory: never the user's `~/.docker` credentials.
+    pub fn client(&self, prog: &str) -> Command {
+        let mut cmd = Command::new(prog);
+        cmd.env("DOCKER_HOST", self.host())
+            .env("ARCA_HOST", self.host())
             .env("DOCKER_CONFIG", self.dir.path().join("docker-config"))
-            .env_remove("DOCKER_CONTEXT")
+            .env_remove("DOCKER_CONTEXT");
+        cmd
+    }
+
+    pub fn docker(&self, args: &[&str]) -> Output {
+        self.client(DOCKER)
+            .args(args)
             .stdin(Stdio::null())
             .output()
             .expect("run docker CLI")
     }
 
     pub fn arca(&self, args: &[&str]) -> Output {
-        Command::new(env!("CARGO_BIN_EXE_arca"))
+        self.client(env!("CARGO_BIN_EXE_arca"))
             .args(args)
-            .env("ARCA_HOST", self.host())
             .stdin(Stdio::null())
             .output()
             .expect("run arca")
@@ -171,35 +178,16 @@ impl Daemon {
 
     /// Runs a client (`DOCKER` or the arca binary) with `input` on its stdin.
     pub fn with_input(&self, prog: &str, args: &[&str], input: &[u8]) -> Output {
-        self.feed(Command::new(prog).args(args), input)
+        feed(self.client(prog).args(args), input)
     }
 
     /// Runs a client command line inside a pseudo-terminal (through `script`), typing
     /// `input` ahead: the pty holds it until the client reads and forwards it.
     pub fn in_pty(&self, cmdline: &str, input: &[u8]) -> Output {
-        self.feed(
-            Command::new("script").args(["-qec", cmdline, "/dev/null"]),
+        feed(
+            self.client("script").args(["-qec", cmdline, "/dev/null"]),
             input,
         )
-    }
-
-    fn feed(&self, cmd: &mut Command, input: &[u8]) -> Output {
-        let mut child = cmd
-            .env("DOCKER_HOST", self.host())
-            .env("ARCA_HOST", self.host())
-            .env("DOCKER_CONFIG", self.dir.path().join("docker-config"))
-            .stdin(Stdio::piped())
-            .stdout(Stdio::piped())
-            .stderr(Stdio::piped())
-            .spawn()
-            .expect("spawn client");
-        child
-            .stdin
-            .take()
-            .expect("stdin")
-            .write_all(input)
-            .expect("write stdin");
-        child.wait_with_output().expect("wait for client")
     }
 
     pub fn load_busybox(&self) {
@@ -340,4 +328,21 @@ pub fn http(
         .map(|(_, b)| b.to_owned())
         .unwrap_or_default();
     Ok((status, body))
+}
+
+/// Runs `cmd` with `input` on its stdin and collects its output.
+pub fn feed(cmd: &mut Command, input: &[u8]) -> Output {
+    let mut child = cmd
+        .stdin(Stdio::piped())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .expect("spawn client");
+    child
+        .stdin
+        .take()
+        .expect("stdin")
+        .write_all(input)
+        .expect("write stdin");
+    child.wait_with_output().expect("wait for client")
 }

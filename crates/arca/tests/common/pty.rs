@@ -2,7 +2,7 @@
 //! and read back as it runs: for sessions that must see output before typing more.
 
 use std::io::{Read, Write};
-use std::process::{Child, Command, Stdio};
+use std::process::{Child, Stdio};
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
@@ -12,15 +12,15 @@ use super::{Daemon, poll_until};
 pub struct Pty {
     child: Child,
     output: Arc<Mutex<Vec<u8>>>,
+    /// Copies the client's output until `script` exits and closes it.
+    reader: Option<std::thread::JoinHandle<()>>,
 }
 
 impl Pty {
     pub fn spawn(d: &Daemon, cmdline: &str) -> Self {
-        let mut child = Command::new("script")
+        let mut child = d
+            .client("script")
             .args(["-qec", cmdline, "/dev/null"])
-            .env("ARCA_HOST", d.host())
-            .env("DOCKER_HOST", d.host())
-            .env("DOCKER_CONFIG", d.dir.path().join("docker-config"))
             .stdin(Stdio::piped())
             .stdout(Stdio::piped())
             .stderr(Stdio::null())
@@ -29,7 +29,7 @@ impl Pty {
         let output = Arc::new(Mutex::new(Vec::new()));
         let mut out = child.stdout.take().expect("stdout");
         let sink = output.clone();
-        std::thread::spawn(move || {
+        let reader = std::thread::spawn(move || {
             let mut buf = [0u8; 4096];
             while let Ok(n) = out.read(&mut buf) {
                 if n == 0 {
@@ -40,7 +40,11 @@ impl Pty {
                     .extend_from_slice(&buf[..n]);
             }
         });
-        Self { child, output }
+        Self {
+            child,
+            output,
+            reader: Some(reader),
+        }
     }
 
     pub fn text(&self) -> String {
@@ -66,7 +70,10 @@ impl Pty {
         let deadline = Instant::now() + Duration::from_secs(15);
         loop {
             if let Some(st) = self.child.try_wait().expect("try_wait") {
-                std::thread::sleep(Duration::from_millis(50));
+                // All of the output, not what happened to be read by now.
+                if let Some(r) = self.reader.take() {
+                    r.join().expect("pty reader");
+                }
                 return (st.code(), self.text());
             }
             if Instant::now() > deadline {
