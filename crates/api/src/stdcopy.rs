@@ -53,9 +53,55 @@ pub fn parse_header(h: &[u8; HEADER_LEN]) -> Option<(StreamKind, usize)> {
     Some((kind, u32::from_be_bytes([h[4], h[5], h[6], h[7]]) as usize))
 }
 
+/// Splits a stdcopy stream into frames as bytes arrive in arbitrary chunks.
+#[derive(Debug, Default)]
+pub struct Decoder {
+    buf: Vec<u8>,
+}
+
+impl Decoder {
+    /// Adds `data`; returns the frames now complete. A header with an unknown stream number
+    /// ends decoding: the rest is returned as one `Stdout` frame, as it cannot be framed.
+    pub fn push(&mut self, data: &[u8]) -> Vec<(StreamKind, Vec<u8>)> {
+        self.buf.extend_from_slice(data);
+        let mut frames = Vec::new();
+        let mut at = 0;
+        while self.buf.len() - at >= HEADER_LEN {
+            let header: &[u8; HEADER_LEN] = self.buf[at..at + HEADER_LEN]
+                .try_into()
+                .expect("HEADER_LEN bytes");
+            let Some((kind, len)) = parse_header(header) else {
+                frames.push((StreamKind::Stdout, self.buf[at..].to_vec()));
+                at = self.buf.len();
+                break;
+            };
+            if self.buf.len() - at - HEADER_LEN < len {
+                break;
+            }
+            let start = at + HEADER_LEN;
+            frames.push((kind, self.buf[start..start + len].to_vec()));
+            at = start + len;
+        }
+        self.buf.drain(..at);
+        frames
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn decoder_splits_frames_across_chunks() {
+        let mut d = Decoder::default();
+        let mut data = Vec::new();
+        encode_into(&mut data, StreamKind::Stdout, b"out");
+        encode_into(&mut data, StreamKind::Stderr, b"err!");
+        let (a, b) = data.split_at(13);
+        assert_eq!(d.push(a), vec![(StreamKind::Stdout, b"out".to_vec())]);
+        assert_eq!(d.push(b), vec![(StreamKind::Stderr, b"err!".to_vec())]);
+        assert!(d.push(&[]).is_empty());
+    }
 
     #[test]
     fn frames_round_trip() {

@@ -252,3 +252,22 @@ fn rename_keeps_the_container_and_frees_the_old_name() {
     .expect("http");
     assert_eq!(code, 400);
 }
+
+/// `arca logout` only edits the client's config.json: like docker's, it works with no
+/// daemon running.
+#[test]
+fn logout_needs_no_daemon() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let out = std::process::Command::new(env!("CARGO_BIN_EXE_arca"))
+        .args([
+            "-H",
+            "unix:///nonexistent/arca.sock",
+            "logout",
+            "127.0.0.1:5000",
+        ])
+        .env("DOCKER_CONFIG", dir.path())
+        .output()
+        .expect("run arca");
+    assert!(out.status.success(), "{out:?}");
+    assert_eq!(stdout(&out), "Not logged in to 127.0.0.1:5000\n");
+}

@@ -230,7 +230,12 @@ pub async fn save(cli: &Cli, a: SaveArgs) -> anyhow::Result<i32> {
     .await;
     drop(out);
     match (result, tmp) {
-        (Ok(()), Some((tmp, dest))) => std::fs::rename(&tmp, &dest)?,
+        (Ok(()), Some((tmp, dest))) => {
+            if let Err(e) = std::fs::rename(&tmp, &dest) {
+                let _ = std::fs::remove_file(&tmp);
+                anyhow::bail!("failed to save image: {}: {e}", dest.display());
+            }
+        }
         (Err(e), Some((tmp, _))) => {
             let _ = std::fs::remove_file(tmp);
             return Err(e);

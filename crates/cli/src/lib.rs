@@ -130,6 +130,16 @@ pub fn main() -> i32 {
         libc::signal(libc::SIGPIPE, libc::SIG_DFL);
     }
     let args = Args::parse();
+    // logout only edits the client's config.json: it needs no daemon (as with docker).
+    let args = match args.command {
+        Command::Logout(a) => {
+            return login::logout(a).unwrap_or_else(|e| {
+                eprintln!("arca: {e:#}");
+                1
+            });
+        }
+        command => Args { command, ..args },
+    };
     let rt = match tokio::runtime::Builder::new_current_thread()
         .enable_all()
         .build()
@@ -189,7 +199,7 @@ pub fn main() -> i32 {
             Command::Pull(a) => pull::pull(&cli, a).await,
             Command::Push(a) => push::push(&cli, a).await,
             Command::Login(a) => login::login(&cli, a).await,
-            Command::Logout(a) => login::logout(a),
+            Command::Logout(_) => unreachable!("handled before connecting"),
             Command::Load(a) => commands::load(&cli, a).await,
             Command::Import(a) => commands::import(&cli, a).await,
             Command::Events(a) => events::events(&cli, a).await,

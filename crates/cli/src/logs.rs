@@ -3,6 +3,7 @@
 //! does), `-t` adds timestamps, `--details` the log attributes, `-n` tails, `-f` follows.
 //! The body is a raw stream for TTY containers and stdcopy frames otherwise.
 
+use arca_api::stdcopy::StreamKind;
 use clap::Args;
 use http_body_util::BodyExt;
 use tokio::io::AsyncWriteExt;
@@ -34,30 +35,6 @@ pub struct LogsArgs {
     container: String,
 }
 
-/// Splits a stdcopy stream into (stream number, payload) frames as bytes arrive.
-#[derive(Default)]
-pub struct Demux {
-    buf: Vec<u8>,
-}
-
-impl Demux {
-    pub fn push(&mut self, data: &[u8]) -> Vec<(u8, Vec<u8>)> {
-        self.buf.extend_from_slice(data);
-        let mut frames = Vec::new();
-        while self.buf.len() >= 8 {
-            let len =
-                u32::from_be_bytes([self.buf[4], self.buf[5], self.buf[6], self.buf[7]]) as usize;
-            if self.buf.len() < 8 + len {
-                break;
-            }
-            let payload = self.buf[8..8 + len].to_vec();
-            frames.push((self.buf[0], payload));
-            self.buf.drain(..8 + len);
-        }
-        frames
-    }
-}
-
 pub async fn logs(cli: &Cli, a: LogsArgs) -> anyhow::Result<i32> {
     // Resolve first, so an unknown container is reported as such, and learn about its TTY.
     let c = cli.docker.inspect_container(&a.container, None).await?;
@@ -86,7 +63,7 @@ pub async fn logs(cli: &Cli, a: LogsArgs) -> anyhow::Result<i32> {
     }
     let mut body = get_stream(&cli.socket, &query).await?;
     let (mut stdout, mut stderr) = (tokio::io::stdout(), tokio::io::stderr());
-    let mut demux = Demux::default();
+    let mut demux = arca_api::stdcopy::Decoder::default();
     while let Some(frame) = body.frame().await {
         let Ok(data) = frame?.into_data() else {
             continue;
@@ -97,7 +74,8 @@ pub async fn logs(cli: &Cli, a: LogsArgs) -> anyhow::Result<i32> {
             continue;
         }
         for (stream, payload) in demux.push(&data) {
-            if stream == 2 {
+            // Engine errors (the system stream) go to stderr with the container's.
+            if matches!(stream, StreamKind::Stderr | StreamKind::System) {
                 stderr.write_all(&payload).await?;
                 stderr.flush().await?;
             } else {
@@ -107,22 +85,4 @@ pub async fn logs(cli: &Cli, a: LogsArgs) -> anyhow::Result<i32> {
         }
     }
     Ok(0)
-}
-
-#[cfg(test)]
-mod tests {
-    use super::*;
-
-    #[test]
-    fn demux_splits_frames_across_chunks() {
-        let mut d = Demux::default();
-        let mut data = vec![1, 0, 0, 0, 0, 0, 0, 3];
-        data.extend_from_slice(b"out");
-        data.extend_from_slice(&[2, 0, 0, 0, 0, 0, 0, 4]);
-        data.extend_from_slice(b"err!");
-        let (a, b) = data.split_at(13);
-        assert_eq!(d.push(a), vec![(1, b"out".to_vec())]);
-        assert_eq!(d.push(b), vec![(2, b"err!".to_vec())]);
-        assert!(d.push(&[]).is_empty());
-    }
 }
