@@ -289,6 +289,7 @@ fn latency(f: &Fixture, bin: &str, n: usize) -> Vec<Duration> {
 /// Prints the latency; with `ARCA_SHIM_BASELINE=<another arca-shim>` set, measures both
 /// binaries alternately in the same run, for a side-by-side comparison.
 #[test]
+#[ignore = "a measurement, not a check: cargo test --release -p arca --test shim latency_from_spawn_to_exited_for_true -- --ignored --nocapture"]
 fn latency_from_spawn_to_exited_for_true() {
     let f = Fixture::new();
     let baseline = std::env::var("ARCA_SHIM_BASELINE").ok();
@@ -939,6 +940,7 @@ fn exec_output_held_open_by_a_background_process_is_given_up_after_a_while() {
 /// Prints the median time from an `Exec` request to its `Ok` reply, and to the `Exited`
 /// of `ExecWait`, for `true` (n = 20).
 #[test]
+#[ignore = "a measurement, not a check: cargo test --release -p arca --test shim latency_of_exec_for_true -- --ignored --nocapture"]
 fn latency_of_exec_for_true() {
     let f = Fixture::new();
     let (shim, wait) = running(&f.config(&["sleep", "60"]));

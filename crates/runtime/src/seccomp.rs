@@ -941,7 +941,7 @@ mod tests {
     }
 
     #[test]
-    fn generating_the_program_is_cheap() {
+    fn dockers_profile_compiles_to_a_small_program() {
         let caps = docker_default_caps();
         let t = std::time::Instant::now();
         let n = 20;
