@@ -339,7 +339,10 @@ fn init_runs_as_pid_1_with_the_command_as_its_child() {
 fn tini_static_works_as_the_init_too() {
     // Docker's own docker-init is tini: the mount and argv contract must suit it as well.
     let tini = Path::new("/usr/bin/tini-static");
-    assert!(tini.exists(), "/usr/bin/tini-static is missing: apt-get install tini");
+    assert!(
+        tini.exists(),
+        "/usr/bin/tini-static is missing: apt-get install tini"
+    );
     check_init(tini, true);
 }
 

@@ -37,7 +37,7 @@ use oci_spec::runtime::{
 };
 
 pub use self::devices::{DeviceError, HostDevice, resolve as resolve_devices};
-pub use self::limits::{rlimit_type, rlimits};
+pub use self::limits::{clamped_rlimits, rlimit_type, rlimits};
 pub use self::mounts::{DEFAULT_SHM_SIZE, mounts, process_args};
 use crate::user::ExecUser;
 

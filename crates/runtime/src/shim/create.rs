@@ -252,9 +252,11 @@ pub fn create(cfg: &ShimConfig, diag: &Diag, undo: &mut Undo) -> Result<Created,
     })?;
 
     let cgroup_setup = libcgroups::common::get_cgroup_setup().ok();
-    let swap = cgroup_setup
-        .as_ref()
-        .is_some_and(|s| resources::swap_accounting_available(Path::new(DEFAULT_CGROUP_ROOT), s));
+    // Probed only when it matters: swap accounting shapes only a memory limit.
+    let swap = cfg.resources.memory.is_some_and(|m| m > 0)
+        && cgroup_setup.as_ref().is_some_and(|s| {
+            resources::swap_accounting_available(Path::new(DEFAULT_CGROUP_ROOT), s)
+        });
     let devices = spec::resolve_devices(&cfg.devices, cfg.namespaces.userns.is_some())?;
     let mut translated = resources::translate(&cfg.resources, swap, cfg.security.privileged);
     if !devices.is_empty() {
@@ -266,12 +268,7 @@ pub fn create(cfg: &ShimConfig, diag: &Diag, undo: &mut Undo) -> Result<Created,
         );
         translated.resources.set_devices(Some(rules));
     }
-    let may_raise = sys::may_raise_rlimits();
-    let (rlimits, rlimit_warnings) = spec::rlimits(&cfg.process.rlimits, |resource| {
-        (!may_raise)
-            .then(|| sys::hard_rlimit(resource).ok())
-            .flatten()
-    })?;
+    let (rlimits, rlimit_warnings) = spec::clamped_rlimits(&cfg.process.rlimits)?;
     for w in translated.warnings.iter().chain(&rlimit_warnings) {
         diag.warn(w);
     }

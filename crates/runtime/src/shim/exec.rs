@@ -304,12 +304,7 @@ fn exec_rlimits(cfg: &ShimConfig, process: &ProcessConfig) -> Result<Vec<PosixRl
         .chain(&process.rlimits)
         .cloned()
         .collect();
-    let may_raise = crate::sys::may_raise_rlimits();
-    let (rlimits, _warnings) = spec::rlimits(&all, |resource| {
-        (!may_raise)
-            .then(|| crate::sys::hard_rlimit(resource).ok())
-            .flatten()
-    })?;
+    let (rlimits, _warnings) = spec::clamped_rlimits(&all)?;
     Ok(rlimits)
 }
 

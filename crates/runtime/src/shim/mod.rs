@@ -69,7 +69,7 @@ fn run() -> i32 {
     let _ = nix::unistd::setsid();
     let _ = nix::unistd::chdir("/");
     let diag = Diag::open(&cfg.shim_log);
-    redirect_stdio(&diag, false);
+    redirect_stdio(&diag);
 
     let mut undo = Undo::default();
     let created = match create::create(&cfg, &diag, &mut undo) {
@@ -106,7 +106,9 @@ fn run() -> i32 {
         error: None,
         exit_code: None,
     });
-    redirect_stdio(&Diag::open(&cfg.shim_log), true);
+    // Ready is written: release the spawner's pipe; stdout joins stderr (the shim log).
+    let _ = std::io::stdout().flush();
+    let _ = nix::unistd::dup2(std::io::stderr().as_raw_fd(), 1);
     monitor.run();
     0
 }
@@ -145,17 +147,13 @@ fn write_ready(ready: &Ready) {
     let _ = nix::unistd::write(std::io::stdout(), &line);
 }
 
-/// Points stdin at `/dev/null`, stderr at the shim log (or `/dev/null`) and, once `Ready`
-/// was written, stdout too, so the spawner's pipe is released.
-fn redirect_stdio(diag: &Diag, stdout_too: bool) {
+/// Points stdin at `/dev/null` and stderr at the shim log (or `/dev/null`); stdout follows
+/// stderr once `Ready` was written, releasing the spawner's pipe.
+fn redirect_stdio(diag: &Diag) {
     let Ok(null) = File::options().read(true).write(true).open("/dev/null") else {
         return;
     };
     let sink = diag.file().unwrap_or(&null);
     let _ = nix::unistd::dup2(null.as_raw_fd(), 0);
     let _ = nix::unistd::dup2(sink.as_raw_fd(), 2);
-    if stdout_too {
-        let _ = std::io::stdout().flush();
-        let _ = nix::unistd::dup2(sink.as_raw_fd(), 1);
-    }
 }

@@ -50,6 +50,21 @@ pub fn rlimit_type(name: &str) -> Option<(PosixRlimitType, libc::__rlimit_resour
         .map(|&(_, t, r)| (t, r))
 }
 
+/// [`rlimits`] against this process's own limits: a hard limit above the shim's is lowered
+/// to it unless the shim may raise limits (`CAP_SYS_RESOURCE`), probed only when there are
+/// limits to set.
+pub fn clamped_rlimits(list: &[Rlimit]) -> Result<(Vec<PosixRlimit>, Vec<String>), SpecError> {
+    if list.is_empty() {
+        return Ok((Vec::new(), Vec::new()));
+    }
+    let may_raise = crate::sys::may_raise_rlimits();
+    rlimits(list, |resource| {
+        (!may_raise)
+            .then(|| crate::sys::hard_rlimit(resource).ok())
+            .flatten()
+    })
+}
+
 /// The rlimits to write, and a warning for each one lowered to the shim's hard limit.
 /// `current_hard` gives the shim's hard limit for a kernel resource, `None` when it may be
 /// raised (or is unknown); a duplicate name keeps the last entry, as Docker's map does.
