@@ -313,72 +313,9 @@ pub fn detach_keys(keys: &str) -> Result<Vec<u8>, String> {
     Ok(codes)
 }
 
-/// Linux signal names and numbers, as moby's `signal.SignalMap`.
-const SIGNALS: &[(&str, i32)] = &[
-    ("ABRT", 6),
-    ("ALRM", 14),
-    ("BUS", 7),
-    ("CHLD", 17),
-    ("CLD", 17),
-    ("CONT", 18),
-    ("FPE", 8),
-    ("HUP", 1),
-    ("ILL", 4),
-    ("INT", 2),
-    ("IO", 29),
-    ("IOT", 6),
-    ("KILL", 9),
-    ("PIPE", 13),
-    ("POLL", 29),
-    ("PROF", 27),
-    ("PWR", 30),
-    ("QUIT", 3),
-    ("SEGV", 11),
-    ("STKFLT", 16),
-    ("STOP", 19),
-    ("SYS", 31),
-    ("TERM", 15),
-    ("TRAP", 5),
-    ("TSTP", 20),
-    ("TTIN", 21),
-    ("TTOU", 22),
-    ("URG", 23),
-    ("USR1", 10),
-    ("USR2", 12),
-    ("VTALRM", 26),
-    ("WINCH", 28),
-    ("XCPU", 24),
-    ("XFSZ", 25),
-];
-
 /// `SIGTERM`, `term`, `15`, `RTMIN+3` to a signal number (moby's `signal.ParseSignal`).
 pub fn signal(raw: &str) -> Result<i32, String> {
-    let invalid = || format!("Invalid signal: {raw}");
-    if let Ok(n) = raw.parse::<i32>() {
-        return if (1..=64).contains(&n) {
-            Ok(n)
-        } else {
-            Err(invalid())
-        };
-    }
-    let upper = raw.to_ascii_uppercase();
-    let name = upper.strip_prefix("SIG").unwrap_or(&upper);
-    if let Some((_, n)) = SIGNALS.iter().find(|(s, _)| *s == name) {
-        return Ok(*n);
-    }
-    let rt = |base: i32, off: &str| -> Option<i32> {
-        let off: i32 = if off.is_empty() { 0 } else { off.parse().ok()? };
-        let n = base + off;
-        (34..=64).contains(&n).then_some(n)
-    };
-    if let Some(off) = name.strip_prefix("RTMIN") {
-        return rt(34, off.strip_prefix('+').unwrap_or(off)).ok_or_else(invalid);
-    }
-    if let Some(off) = name.strip_prefix("RTMAX") {
-        let off = off.strip_prefix('-').map(|o| format!("-{o}"));
-        return rt(64, off.as_deref().unwrap_or("")).ok_or_else(invalid);
-    }
-    Err(invalid())
+    arca_model::signal::parse_signal(raw).ok_or_else(|| format!("Invalid signal: {raw}"))
 }
 
 /// `no`, `always`, `unless-stopped`, `on-failure[:N]` (docker's `ParseRestartPolicy`; the

@@ -7,6 +7,7 @@ mod duration;
 mod error;
 mod id;
 mod reference;
+pub mod signal;
 mod state;
 pub mod ulimit;
 
