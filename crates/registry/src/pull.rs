@@ -257,10 +257,11 @@ async fn download(
     layers: &[Descriptor],
     tags: &[Reference],
 ) -> Result<Image, PullError> {
-    let diff_ids = diff_ids(config).map_err(|reason| PullError::InvalidManifest {
-        reference: remote.shown.clone(),
-        reason,
-    })?;
+    let diff_ids =
+        arca_store::config_diff_ids(config).map_err(|reason| PullError::InvalidManifest {
+            reference: remote.shown.clone(),
+            reason,
+        })?;
     if diff_ids.len() != layers.len() {
         return Err(PullError::InvalidManifest {
             reference: remote.shown.clone(),
@@ -389,16 +390,6 @@ async fn fetch_layer(
     // The extractor may be gone (it failed); its error is the one reported.
     let _ = done.send(l.digest.clone());
     Ok(())
-}
-
-/// The config's `rootfs.diff_ids`.
-fn diff_ids(config: &[u8]) -> Result<Vec<Digest>, String> {
-    let value: serde_json::Value =
-        serde_json::from_slice(config).map_err(|e| format!("config: {e}"))?;
-    match value.pointer("/rootfs/diff_ids") {
-        None | Some(serde_json::Value::Null) => Ok(Vec::new()),
-        Some(v) => serde_json::from_value(v.clone()).map_err(|e| format!("rootfs.diff_ids: {e}")),
-    }
 }
 
 /// Runs store work (disk I/O, unpacking) off the async threads.

@@ -95,11 +95,8 @@ impl Store {
         let mut out = Vec::with_capacity(layers.len());
         let mut size = 0;
         for (blob, diff_id) in layers.iter().zip(diff_ids) {
-            let path = self.layout.blob(&blob.digest);
-            let blob_size = match fs::metadata(&path) {
-                Ok(m) => m.len(),
-                Err(_) => return Err(StoreError::MissingBlob(blob.digest.clone())),
-            };
+            // A blob that is not there is MissingBlob; any other stat failure names it.
+            let blob_size = self.blob_size(&blob.digest)?;
             let media_type = if blob.media_type.is_empty() {
                 self.blob_compression(&blob.digest)?
                     .layer_media_type()
@@ -158,6 +155,14 @@ impl Store {
         }
         result
     }
+}
+
+/// The `rootfs.diff_ids` of an image config's bytes (an absent list means no layers): what
+/// every layer must unpack to, bottom first.
+pub fn config_diff_ids(config: &[u8]) -> Result<Vec<Digest>, String> {
+    let value: serde_json::Value =
+        serde_json::from_slice(config).map_err(|e| format!("config: {e}"))?;
+    diff_ids(&value)
 }
 
 /// The config's `rootfs.diff_ids` (an absent list means no layers).

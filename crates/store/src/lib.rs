@@ -59,6 +59,7 @@ use std::sync::{Mutex, MutexGuard, RwLock, RwLockReadGuard};
 use arca_model::Digest;
 
 pub use commit::CommitOptions;
+pub use create::config_diff_ids;
 pub use error::StoreError;
 pub use hello::{HELLO_MESSAGE, HelloError};
 pub use history::HistoryItem;
