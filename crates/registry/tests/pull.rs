@@ -2,6 +2,7 @@
 
 mod support;
 
+use std::os::unix::fs::MetadataExt;
 use std::sync::Arc;
 
 use arca_model::{Digest, ErrorKind, Reference};
@@ -164,6 +165,10 @@ async fn pulls_the_wanted_platform_from_an_oci_index() {
         platform: Some("linux/arm64".into()),
         ..PullOptions::default()
     };
+    // The shared layer's snapshot, as the first pull left it: unpacking again would replace
+    // the directory (a new inode), re-hashing would not touch it.
+    let snapshot = store.layer_dirs(&amd.image)[0].clone();
+    let before = std::fs::metadata(&snapshot).expect("snapshot").ino();
     let (result, progress) = pull_with(&store, &name, opts).await;
     let arm = result.expect("arm64");
     assert_eq!(arm.image.config["architecture"], "arm64");
@@ -179,6 +184,8 @@ async fn pulls_the_wanted_platform_from_an_oci_index() {
             .any(|p| p.status == "Downloading" || p.status == "Extracting")
     );
     assert_eq!(store.layer_dirs(&arm.image), store.layer_dirs(&amd.image));
+    let after = std::fs::metadata(&snapshot).expect("snapshot").ino();
+    assert_eq!(before, after, "the shared layer was unpacked again");
 
     let opts = PullOptions {
         platform: Some("linux/s390x".into()),
