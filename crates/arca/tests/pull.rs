@@ -341,3 +341,96 @@ fn a_layer_missing_from_the_registry_ends_the_stream_with_an_error() {
     let images = d.docker(&["images", "-q", &name]);
     assert_eq!(stdout(&images), "", "nothing partial is visible");
 }
+
+#[test]
+fn pull_all_tags_pulls_every_tag_with_one_status_line() {
+    let reg = Registry::start();
+    reg.push_busybox("busybox:1");
+    reg.push_busybox("busybox:2");
+    let d = Daemon::start();
+    let name = format!("{}/busybox", reg.host());
+    let out = d.docker(&["pull", "-a", &name]);
+    assert_ok(&out, "docker pull -a");
+    let text = stdout(&out);
+    assert!(
+        text.contains("1: Pulling from busybox\n") && text.contains("2: Pulling from busybox\n"),
+        "{text}"
+    );
+    assert_eq!(text.matches("Digest: ").count(), 2, "{text}");
+    assert_eq!(text.matches("Status: ").count(), 1, "{text}");
+    assert!(
+        text.contains(&format!("Status: Downloaded newer image for {name}\n")),
+        "{text}"
+    );
+    let tags = d.docker(&["images", "--format", "{{.Tag}}", &name]);
+    assert_ok(&tags, "docker images");
+    let mut tags: Vec<String> = stdout(&tags).lines().map(str::to_owned).collect();
+    tags.sort();
+    assert_eq!(tags, ["1", "2"]);
+
+    let again = d.arca(&["pull", "-a", &name]);
+    assert_ok(&again, "arca pull -a");
+    assert!(
+        stdout(&again).contains(&format!("Status: Image is up to date for {name}\n")),
+        "{}",
+        stdout(&again)
+    );
+    let tagged = d.arca(&["pull", "-a", &format!("{name}:1")]);
+    assert!(!tagged.status.success());
+    assert!(
+        stderr(&tagged).contains("tag can't be used with --all-tags/-a"),
+        "{}",
+        stderr(&tagged)
+    );
+}
+
+#[test]
+fn docker_hub_images_come_from_the_first_registry_mirror_that_answers() {
+    let reg = Registry::start();
+    let digest = reg.push_busybox("library/busybox:latest");
+    // Nothing listens on the first mirror: it is skipped.
+    let dead = {
+        let l = std::net::TcpListener::bind("127.0.0.1:0").expect("bind");
+        format!("http://{}", l.local_addr().expect("addr"))
+    };
+    let live = format!("http://{}", reg.host());
+    let d = Daemon::start_with(&["--registry-mirror", &dead, "--registry-mirror", &live]);
+    let out = d.docker(&["pull", "busybox"]);
+    assert_ok(&out, "docker pull busybox through the mirror");
+    let text = stdout(&out);
+    assert!(text.contains(&format!("Digest: {digest}\n")), "{text}");
+    assert!(
+        text.contains("Status: Downloaded newer image for busybox:latest\n"),
+        "{text}"
+    );
+    let run = d.docker(&["run", "--rm", "busybox", "echo", "from-mirror"]);
+    assert_ok(&run, "docker run");
+    assert_eq!(stdout(&run).trim(), "from-mirror");
+    let info = d.docker(&["info", "--format", "{{json .RegistryConfig.Mirrors}}"]);
+    assert_ok(&info, "docker info");
+    assert_eq!(
+        stdout(&info).trim(),
+        format!("[\"{dead}/\",\"{live}/\"]"),
+        "mirrors listed as docker does"
+    );
+
+    // arcad refuses a mirror that is not an http(s) URL, before touching anything.
+    let tmp = tempfile::tempdir().expect("tempdir");
+    let bad = std::process::Command::new(env!("CARGO_BIN_EXE_arcad"))
+        .args(["--registry-mirror", "mirror.example.com"])
+        .arg("--root")
+        .arg(tmp.path().join("root"))
+        .arg("--exec-root")
+        .arg(tmp.path().join("run"))
+        .arg("--host")
+        .arg(format!("unix://{}", tmp.path().join("s.sock").display()))
+        .output()
+        .expect("arcad runs");
+    assert!(!bad.status.success());
+    assert!(
+        stderr(&bad).contains("invalid mirror: no scheme specified: mirror.example.com"),
+        "{}",
+        stderr(&bad)
+    );
+    assert!(!tmp.path().join("root").exists());
+}

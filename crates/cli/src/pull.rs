@@ -16,6 +16,9 @@ use crate::format::human_size_4;
 
 #[derive(Args, Debug)]
 pub struct PullArgs {
+    /// Download all tagged images in the repository
+    #[arg(short = 'a', long = "all-tags")]
+    all_tags: bool,
     /// Set platform if server is multi-platform capable
     #[arg(long)]
     platform: Option<String>,
@@ -74,10 +77,19 @@ pub fn full_name(r: &Reference) -> String {
 
 pub async fn pull(cli: &Cli, a: PullArgs) -> anyhow::Result<i32> {
     let named = parse_reference(&a.name)?;
-    if named.tag().is_none() && named.digest().is_none() && !a.quiet {
+    let name_only = named.tag().is_none() && named.digest().is_none();
+    if a.all_tags && !name_only {
+        return Err(Plain::new("tag can't be used with --all-tags/-a", 1).into());
+    }
+    if name_only && !a.all_tags && !a.quiet {
         println!("Using default tag: latest");
     }
-    let reference = named.with_default_tag();
+    // A name alone (no tag sent) asks the daemon for every tag.
+    let reference = if a.all_tags {
+        named
+    } else {
+        named.with_default_tag()
+    };
     let stdout = std::io::stdout();
     let tty = stdout.is_terminal();
     let mut out: Box<dyn Write> = if a.quiet {
@@ -91,7 +103,7 @@ pub async fn pull(cli: &Cli, a: PullArgs) -> anyhow::Result<i32> {
     Ok(0)
 }
 
-/// Pulls `reference` (tag already defaulted), rendering the daemon's progress on `out`.
+/// Pulls `reference` (tag already defaulted; a name alone pulls every tag), rendering the daemon's progress on `out`.
 pub async fn pull_image(
     cli: &Cli,
     reference: &Reference,

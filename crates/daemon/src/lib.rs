@@ -69,6 +69,8 @@ pub struct DaemonConfig {
     pub log_opts: Vec<String>,
     /// Registries (`host:port`) pulled from over plain HTTP besides loopback ones.
     pub insecure_registries: Vec<String>,
+    /// Registry mirrors for Docker Hub images (`http[s]://host[:port]`), tried in order.
+    pub registry_mirrors: Vec<String>,
 }
 
 /// The container settings a config asks for, validated.
@@ -119,6 +121,14 @@ pub async fn run(config: DaemonConfig) -> Result<(), DaemonError> {
         })
     };
     let settings = settings(&config)?;
+    let registry = api::pull::RegistrySettings {
+        insecure_registries: config.insecure_registries.clone(),
+        mirrors: config
+            .registry_mirrors
+            .iter()
+            .map(|m| m.parse().map_err(DaemonError::Option))
+            .collect::<Result<_, _>>()?,
+    };
     prep(&config.root)?;
     prep(&config.exec_root)?;
     if let Some(dir) = socket.parent() {
@@ -160,9 +170,6 @@ pub async fn run(config: DaemonConfig) -> Result<(), DaemonError> {
         false,
     );
 
-    let registry = api::pull::RegistrySettings {
-        insecure_registries: config.insecure_registries.clone(),
-    };
     let state = api::AppState::new(containers, &config.root, registry);
     let service = api::app(state);
     tracing::info!(socket = %socket.display(), "arcad listening");

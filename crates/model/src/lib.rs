@@ -15,5 +15,5 @@ pub use digest::{Digest, DigestError};
 pub use duration::human_duration;
 pub use error::ErrorKind;
 pub use id::{ContainerId, IdError, random_hex};
-pub use reference::{Reference, ReferenceError};
+pub use reference::{DEFAULT_DOMAIN, Reference, ReferenceError};
 pub use state::{ContainerStatus, TransitionError};

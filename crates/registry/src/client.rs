@@ -20,11 +20,21 @@ pub(crate) const READ_TIMEOUT: Duration = Duration::from_secs(30);
 /// A client for `reference`'s registry, plus the credentials to present.
 pub(crate) fn client_for(reference: &Reference, opts: &PullOptions) -> (Client, RegistryAuth) {
     let registry = registry_host(reference);
-    client_with(
-        &registry,
-        &opts.insecure_registries,
+    pull_client(&registry, &opts.insecure_registries, opts)
+}
+
+/// A pull's client for `registry`, with the pull's credentials and read timeout.
+pub(crate) fn pull_client(
+    registry: &str,
+    insecure: &[String],
+    opts: &PullOptions,
+) -> (Client, RegistryAuth) {
+    configured(
+        registry,
+        insecure,
         opts.auth.as_ref(),
         false,
+        opts.read_timeout.unwrap_or(READ_TIMEOUT),
     )
 }
 
@@ -37,6 +47,16 @@ pub(crate) fn client_with(
     credentials: Option<&Credentials>,
     monolithic: bool,
 ) -> (Client, RegistryAuth) {
+    configured(registry, insecure, credentials, monolithic, READ_TIMEOUT)
+}
+
+fn configured(
+    registry: &str,
+    insecure: &[String],
+    credentials: Option<&Credentials>,
+    monolithic: bool,
+    read_timeout: Duration,
+) -> (Client, RegistryAuth) {
     install_crypto_provider();
     let protocol = if plain_http(registry, insecure) {
         ClientProtocol::Http
@@ -46,7 +66,7 @@ pub(crate) fn client_with(
     let client = Client::new(ClientConfig {
         protocol,
         connect_timeout: Some(CONNECT_TIMEOUT),
-        read_timeout: Some(READ_TIMEOUT),
+        read_timeout: Some(read_timeout),
         // We select platforms ourselves (manifest.rs) to word errors Docker's way.
         platform_resolver: None,
         user_agent: concat!("arca/", env!("CARGO_PKG_VERSION")),

@@ -27,9 +27,13 @@
 //! [`push`] sends an image back (see its module docs); [`login`] checks credentials the way
 //! `POST /auth` does.
 //!
-//! Limits (first slice): two concurrent pulls of the same blob download it twice (the store
-//! keeps one copy); no registry mirrors; foreign (non-distributable) layers are refused;
-//! `pull -a` (all tags) is the caller's loop.
+//! - Concurrent pulls into one store that need the same blob share one download (see
+//!   `inflight`).
+//! - Docker Hub images are pulled from the configured mirrors first ([`PullOptions::mirrors`]);
+//!   a mirror that cannot resolve the manifest is skipped, the registry itself comes last.
+//!   [`pull_all`] pulls every tag of a repository (`pull -a`).
+//!
+//! Limits: foreign (non-distributable) layers are refused.
 //!
 //! HTTP goes through `oci-client` (manifests with an `Accept` list, blob streams, Range
 //! requests, the token flow); manifests are parsed here to word errors Docker's way.
@@ -38,6 +42,7 @@ mod auth;
 mod blob;
 mod client;
 mod error;
+mod inflight;
 mod manifest;
 mod progress;
 mod pull;
@@ -63,6 +68,58 @@ pub struct PullOptions {
     /// Registries (`host:port`) spoken to over plain HTTP besides loopback ones (127.0.0.0/8,
     /// `localhost`, `[::1]` always are, as Docker treats them as insecure).
     pub insecure_registries: Vec<String>,
+    /// Registry mirrors tried, in order, before Docker Hub for Docker Hub images (Docker's
+    /// `registry-mirrors`); a mirror that fails is skipped.
+    pub mirrors: Vec<Mirror>,
+    /// How long a registry response may stay silent before the request counts as failed
+    /// (and is retried); `None` = 30 s.
+    pub read_timeout: Option<std::time::Duration>,
+}
+
+/// A registry mirror (`http://127.0.0.1:5001`, `https://mirror.example.com`).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Mirror {
+    /// `host[:port]`.
+    pub host: String,
+    /// `http://` mirrors are spoken to over plain HTTP.
+    pub plain_http: bool,
+}
+
+impl std::str::FromStr for Mirror {
+    type Err = String;
+
+    /// Docker's rules (`ValidateMirror`): an `http` or `https` URL with a host and nothing
+    /// after it but an optional `/`.
+    fn from_str(s: &str) -> Result<Self, String> {
+        let invalid = |why: &str| format!("invalid mirror: {why}: {s}");
+        let (scheme, rest) = s
+            .split_once("://")
+            .ok_or_else(|| invalid("no scheme specified"))?;
+        let plain_http = match scheme {
+            "http" => true,
+            "https" => false,
+            _ => return Err(invalid("unsupported scheme (use http or https)")),
+        };
+        let host = rest.strip_suffix('/').unwrap_or(rest);
+        if host.is_empty() {
+            return Err(invalid("no host specified"));
+        }
+        if host.contains(['/', '?', '#', '@']) {
+            return Err(invalid("path, query, fragment or credentials in the URL"));
+        }
+        Ok(Mirror {
+            host: host.to_owned(),
+            plain_http,
+        })
+    }
+}
+
+impl std::fmt::Display for Mirror {
+    /// The normalised URL (`https://host/`), as Docker lists mirrors in `info`.
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        let scheme = if self.plain_http { "http" } else { "https" };
+        write!(f, "{scheme}://{}/", self.host)
+    }
 }
 
 /// A registry user name and password (or token).
@@ -84,6 +141,8 @@ impl std::fmt::Debug for Credentials {
 /// What a pull produced.
 #[derive(Debug)]
 pub struct Pulled {
+    /// What was pulled (with its tag or digest).
+    pub reference: Reference,
     pub image: Image,
     /// The manifest digest (the index's for a multi-platform image): what `name@sha256:` pins
     /// and what is recorded as a RepoDigest.
@@ -105,6 +164,17 @@ pub async fn pull(
     pull::pull(store, reference, opts, progress).await
 }
 
+/// Pulls every tag of `repository` (a name without tag or digest; Docker's `pull -a`), one
+/// after the other, each as [`pull`] does but with a single `Status:` line at the end.
+pub async fn pull_all(
+    store: Arc<Store>,
+    repository: &Reference,
+    opts: &PullOptions,
+    progress: tokio::sync::mpsc::UnboundedSender<Progress>,
+) -> Result<Vec<Pulled>, PullError> {
+    pull::pull_all(store, repository, opts, progress).await
+}
+
 /// Pushes `reference` (`:latest` when it has no tag) from `store` to its registry with
 /// Docker's progress messages, then records `repo@digest` for the image. See the `push`
 /// module for the contract.
@@ -123,6 +193,30 @@ mod tests {
 
     /// The daemon runs pulls with `tokio::spawn`, which needs a `Send` future.
     #[test]
+    fn mirrors_parse_as_docker_validates_them() {
+        let m: Mirror = "http://127.0.0.1:5001/".parse().expect("mirror");
+        assert_eq!(
+            m,
+            Mirror {
+                host: "127.0.0.1:5001".into(),
+                plain_http: true
+            }
+        );
+        assert_eq!(m.to_string(), "http://127.0.0.1:5001/");
+        let m: Mirror = "https://mirror.example.com".parse().expect("mirror");
+        assert!(!m.plain_http);
+        for bad in [
+            "mirror.example.com",
+            "ftp://x",
+            "https://",
+            "https://x/path",
+            "https://x?q",
+        ] {
+            assert!(bad.parse::<Mirror>().is_err(), "{bad}");
+        }
+    }
+
+    #[test]
     fn pull_future_is_send() {
         fn check<T: Send>(_: &T) {}
         let tmp = tempfile::tempdir().expect("tempdir");
@@ -130,8 +224,10 @@ mod tests {
         let reference: Reference = "127.0.0.1:1/x".parse().expect("ref");
         let (tx, _rx) = tokio::sync::mpsc::unbounded_channel();
         let opts = PullOptions::default();
-        let fut = pull(store, &reference, &opts, tx);
+        let fut = pull(store.clone(), &reference, &opts, tx);
         check(&fut);
+        let (tx, _rx) = tokio::sync::mpsc::unbounded_channel();
+        check(&pull_all(store, &reference, &opts, tx));
         let (tx, _rx) = tokio::sync::mpsc::unbounded_channel();
         let store = Arc::new(Store::open(tmp.path()).expect("store"));
         let opts = PushOptions::default();

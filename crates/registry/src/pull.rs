@@ -15,8 +15,9 @@ use oci_client::secrets::RegistryAuth;
 use tokio::sync::mpsc;
 
 use crate::blob::{self, Source};
-use crate::client::{client_for, oci_reference};
+use crate::client::{client_for, oci_reference, pull_client};
 use crate::error::{PullError, Target, from_oci, request_reason};
+use crate::inflight::{self, Claim};
 use crate::manifest::{self, ACCEPTED, Descriptor, Manifest, ManifestError, Wanted};
 use crate::progress::{Reporter, Throttle};
 use crate::{Progress, PullOptions, Pulled};
@@ -35,19 +36,128 @@ pub(crate) async fn pull(
 ) -> Result<Pulled, PullError> {
     let report = Reporter::new(progress);
     let reference = reference.clone().with_default_tag();
-    let wanted = match &opts.platform {
-        Some(p) => Wanted::parse(p).ok_or_else(|| PullError::InvalidPlatform(p.clone()))?,
-        None => Wanted::host(),
+    let wanted = wanted(opts)?;
+    let pulled = pull_tag(&store, &reference, opts, &wanted, &report).await?;
+    report.message(None, status(pulled.up_to_date, &reference.to_string()));
+    Ok(pulled)
+}
+
+/// See [`crate::pull_all`].
+pub(crate) async fn pull_all(
+    store: Arc<Store>,
+    repository: &Reference,
+    opts: &PullOptions,
+    progress: mpsc::UnboundedSender<Progress>,
+) -> Result<Vec<Pulled>, PullError> {
+    let report = Reporter::new(progress);
+    let wanted = wanted(opts)?;
+    let shown = repository.familiar_repo();
+    let mut tags = None;
+    let mut last = None;
+    for remote in endpoints(repository, opts) {
+        match remote.tags().await {
+            Ok(t) => {
+                tags = Some(t);
+                break;
+            }
+            Err(e) => {
+                tracing::debug!(registry = remote.registry(), error = %e, "listing tags failed");
+                last = Some(e);
+            }
+        }
+    }
+    let Some(mut tags) = tags else {
+        return Err(last.unwrap_or_else(|| PullError::ManifestNotFound {
+            reference: shown.clone(),
+        }));
     };
-    let (client, auth) = client_for(&reference, opts);
-    let remote = Remote {
-        image: oci_reference(&reference),
+    tags.sort();
+    if tags.is_empty() {
+        return Err(PullError::ManifestNotFound { reference: shown });
+    }
+    let mut pulled = Vec::with_capacity(tags.len());
+    for tag in tags {
+        let reference = Reference::with_tag(&repository.full_repo(), &tag).map_err(|e| {
+            PullError::InvalidManifest {
+                reference: shown.clone(),
+                reason: format!("the registry lists an invalid tag: {e}"),
+            }
+        })?;
+        pulled.push(pull_tag(&store, &reference, opts, &wanted, &report).await?);
+    }
+    report.message(None, status(pulled.iter().all(|p| p.up_to_date), &shown));
+    Ok(pulled)
+}
+
+fn wanted(opts: &PullOptions) -> Result<Wanted, PullError> {
+    match &opts.platform {
+        Some(p) => Wanted::parse(p).ok_or_else(|| PullError::InvalidPlatform(p.clone())),
+        None => Ok(Wanted::host()),
+    }
+}
+
+/// Docker's last line of a pull.
+fn status(up_to_date: bool, shown: &str) -> String {
+    if up_to_date {
+        format!("Status: Image is up to date for {shown}")
+    } else {
+        format!("Status: Downloaded newer image for {shown}")
+    }
+}
+
+/// Where `reference` can be pulled from, in order: the configured mirrors (Docker Hub images
+/// only, as Docker does), then the registry itself.
+fn endpoints(reference: &Reference, opts: &PullOptions) -> Vec<Remote> {
+    let mut out = Vec::new();
+    if reference.domain() == arca_model::DEFAULT_DOMAIN {
+        for mirror in &opts.mirrors {
+            let mut image = oci_reference(reference);
+            image.set_mirror_registry(mirror.host.clone());
+            let mut insecure = opts.insecure_registries.clone();
+            if mirror.plain_http {
+                insecure.push(mirror.host.clone());
+            }
+            let (client, auth) = pull_client(&mirror.host, &insecure, opts);
+            out.push(Remote::new(reference, image, client, auth, true));
+        }
+    }
+    let (client, auth) = client_for(reference, opts);
+    out.push(Remote::new(
+        reference,
+        oci_reference(reference),
         client,
         auth,
-        shown: reference.to_string(),
-        repo: reference.familiar_repo(),
+        false,
+    ));
+    out
+}
+
+/// One tag (or digest) of a pull: everything but the final status line.
+async fn pull_tag(
+    store: &Arc<Store>,
+    reference: &Reference,
+    opts: &PullOptions,
+    wanted: &Wanted,
+    report: &Reporter,
+) -> Result<Pulled, PullError> {
+    let mut resolved = None;
+    for remote in endpoints(reference, opts) {
+        match remote.resolve(reference, wanted).await {
+            Ok(r) => {
+                resolved = Some((remote, r));
+                break;
+            }
+            // A mirror that fails is skipped; the registry itself has the last word.
+            Err(e) if remote.mirror => {
+                tracing::info!(mirror = remote.registry(), reference = %reference, error = %e,
+                    "registry mirror failed; trying the next endpoint");
+            }
+            Err(e) => return Err(e),
+        }
+    }
+    let Some((remote, (digest, config, layers))) = resolved else {
+        return Err(PullError::Task("no endpoint to pull from".into()));
     };
-    let (digest, config, layers) = remote.resolve(&reference, &wanted).await?;
     let tag_or_digest = match (reference.digest(), reference.tag()) {
         (Some(d), _) => d.to_string(),
         (None, t) => t.unwrap_or("latest").to_owned(),
@@ -87,7 +197,7 @@ pub(crate) async fn pull(
         }
         None => {
             let config_bytes = remote.config(&config).await?;
-            download(&store, &remote, &report, &config_bytes, &layers, &tags).await?
+            download(store, &remote, report, &config_bytes, &layers, &tags).await?
         }
     };
     let store2 = store.clone();
@@ -95,15 +205,8 @@ pub(crate) async fn pull(
     blocking(move || store2.add_repo_digest(&id, &repo_digest)).await?;
     let image = store.get(&image.id.to_string())?;
     report.message(None, format!("Digest: {digest}"));
-    report.message(
-        None,
-        if up_to_date {
-            format!("Status: Image is up to date for {}", remote.shown)
-        } else {
-            format!("Status: Downloaded newer image for {}", remote.shown)
-        },
-    );
     Ok(Pulled {
+        reference: reference.clone(),
         image,
         digest,
         up_to_date,
@@ -118,9 +221,38 @@ struct Remote {
     /// The reference as the user sees it (`127.0.0.1:5000/x:1`).
     shown: String,
     repo: String,
+    /// A registry mirror standing in for Docker Hub.
+    mirror: bool,
 }
 
 impl Remote {
+    fn new(
+        reference: &Reference,
+        image: oci_client::Reference,
+        client: Client,
+        auth: RegistryAuth,
+        mirror: bool,
+    ) -> Self {
+        Remote {
+            image,
+            client,
+            auth,
+            shown: reference.to_string(),
+            repo: reference.familiar_repo(),
+            mirror,
+        }
+    }
+
+    /// The repository's tags.
+    async fn tags(&self) -> Result<Vec<String>, PullError> {
+        let response = self
+            .client
+            .list_tags(&self.image, &self.auth, None, None)
+            .await
+            .map_err(|e| self.manifest_err(e))?;
+        Ok(response.tags)
+    }
+
     fn registry(&self) -> &str {
         self.image.resolve_registry()
     }
@@ -379,12 +511,36 @@ async fn fetch_layer(
     done: mpsc::UnboundedSender<Digest>,
 ) -> Result<(), PullError> {
     let mut throttle = Throttle::default();
-    blob::fetch(src, &l.digest, |n| {
-        if throttle.ready(Instant::now()) {
-            report.layer_bytes(&l.digest, "Downloading", n, l.size);
+    loop {
+        match inflight::claim(src.store.root(), &l.digest) {
+            Claim::Leader(leader) => {
+                // A leader that just finished may have published it after we looked.
+                if !src.store.has_blob(&l.digest) {
+                    blob::fetch(src, &l.digest, |n| {
+                        leader.progress(n);
+                        if throttle.ready(Instant::now()) {
+                            report.layer_bytes(&l.digest, "Downloading", n, l.size);
+                        }
+                    })
+                    .await?;
+                }
+                break;
+            }
+            Claim::Follower(mut bytes) => {
+                // Another pull is downloading this blob: show its progress as ours.
+                while bytes.changed().await.is_ok() {
+                    let n = *bytes.borrow_and_update();
+                    if throttle.ready(Instant::now()) {
+                        report.layer_bytes(&l.digest, "Downloading", n, l.size);
+                    }
+                }
+                if src.store.has_blob(&l.digest) {
+                    break;
+                }
+                // That pull failed or was cancelled: claim again (and likely download).
+            }
         }
-    })
-    .await?;
+    }
     report.layer(&l.digest, "Verifying Checksum");
     report.layer(&l.digest, "Download complete");
     // The extractor may be gone (it failed); its error is the one reported.

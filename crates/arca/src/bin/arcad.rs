@@ -41,6 +41,10 @@ struct Args {
     /// always are.
     #[arg(long = "insecure-registry", value_name = "HOST:PORT")]
     insecure_registries: Vec<String>,
+    /// Registry mirror for Docker Hub images, http[s]://host[:port] (repeatable; tried in
+    /// order before Docker Hub).
+    #[arg(long = "registry-mirror", value_name = "URL")]
+    registry_mirrors: Vec<String>,
     /// Log level filter (error, warn, info, debug, trace).
     #[arg(
         long = "log-level",
@@ -78,6 +82,7 @@ fn main() {
         log_driver: args.log_driver,
         log_opts: args.log_opts,
         insecure_registries: args.insecure_registries,
+        registry_mirrors: args.registry_mirrors,
     };
     let rt = match tokio::runtime::Builder::new_multi_thread()
         .worker_threads(2)

@@ -24,11 +24,26 @@ use crate::error::{ApiError, ApiResult};
 use crate::events::Event;
 use crate::query::Q;
 
-/// Registry settings of the daemon (`--insecure-registry`).
+/// Registry settings of the daemon (`--insecure-registry`, `--registry-mirror`).
 #[derive(Debug, Clone, Default)]
 pub struct RegistrySettings {
     /// `host:port` registries spoken to over plain HTTP (loopback ones always are).
     pub insecure_registries: Vec<String>,
+    /// Mirrors tried before Docker Hub, in order.
+    pub mirrors: Vec<arca_registry::Mirror>,
+}
+
+impl RegistrySettings {
+    /// Pull options for a request: the daemon's registries plus the request's own.
+    pub fn pull_options(&self, platform: Option<String>, auth: Option<Credentials>) -> PullOptions {
+        PullOptions {
+            platform,
+            auth,
+            insecure_registries: self.insecure_registries.clone(),
+            mirrors: self.mirrors.clone(),
+            read_timeout: None,
+        }
+    }
 }
 
 /// The reference a request names, built as Docker's router does: `fromImage` may carry a
@@ -229,24 +244,59 @@ fn emit_pulled(st: &AppState, reference: &Reference, pulled: &arca_registry::Pul
         .publish(Event::image(&name, &name, labels, "pull"));
 }
 
+/// The repository a request asks for every tag of (`pull -a`): as Docker's router, a
+/// `fromImage` without tag or digest and no `tag` parameter. (The docker CLI sends `tag`
+/// for an ordinary pull: `latest` when the user named none.)
+fn all_tags_of(from_image: &str, tag: Option<&str>) -> ApiResult<Option<Reference>> {
+    if tag.is_some_and(|t| !t.is_empty()) {
+        return Ok(None);
+    }
+    let image = from_image.strip_suffix(':').unwrap_or(from_image);
+    let named: Reference = image
+        .parse()
+        .map_err(|e: arca_model::ReferenceError| ApiError::invalid(e.to_string()))?;
+    Ok((named.tag().is_none() && named.digest().is_none()).then_some(named))
+}
+
 pub async fn pull(
     st: &AppState,
     q: &Q,
     headers: &HeaderMap,
     from_image: &str,
 ) -> ApiResult<Response> {
-    let reference = reference_of(from_image, q.get("tag"))?;
-    let opts = PullOptions {
-        platform: q
-            .get("platform")
-            .filter(|p| !p.is_empty())
-            .map(str::to_owned),
-        auth: credentials_of(headers),
-        insecure_registries: st.registry.insecure_registries.clone(),
-    };
-    tracing::info!(reference = %reference, platform = ?opts.platform, "pulling image");
+    let platform = q
+        .get("platform")
+        .filter(|p| !p.is_empty())
+        .map(str::to_owned);
+    let opts = st.registry.pull_options(platform, credentials_of(headers));
     let (tx, rx) = tokio::sync::mpsc::unbounded_channel();
-    let (store, r) = (st.store.clone(), reference.clone());
+    let store = st.store.clone();
+    if let Some(repository) = all_tags_of(from_image, q.get("tag"))? {
+        tracing::info!(repository = %repository, platform = ?opts.platform, "pulling all tags");
+        let r = repository.clone();
+        let job = Job::spawn(async move {
+            arca_registry::pull_all(store, &r, &opts, tx)
+                .await
+                .map_err(|e| api_error(&e))
+        });
+        let st = st.clone();
+        return progress_response(
+            rx,
+            job,
+            move |p| message(p, &repository),
+            is_preamble,
+            move |pulled: Vec<arca_registry::Pulled>| {
+                for p in &pulled {
+                    emit_pulled(&st, &p.reference, p);
+                }
+                None
+            },
+        )
+        .await;
+    }
+    let reference = reference_of(from_image, q.get("tag"))?;
+    tracing::info!(reference = %reference, platform = ?opts.platform, "pulling image");
+    let r = reference.clone();
     let job = Job::spawn(async move {
         arca_registry::pull(store, &r, &opts, tx)
             .await

@@ -122,6 +122,28 @@ pub async fn version(State(st): State<AppState>) -> Json<Value> {
     }))
 }
 
+/// Docker's `RegistryConfig`: the Docker Hub index with its mirrors, the insecure registries
+/// as index entries (`docker info` lists them under "Insecure Registries") and loopback.
+fn registry_config(r: &super::pull::RegistrySettings) -> Value {
+    let mirrors: Vec<String> = r.mirrors.iter().map(ToString::to_string).collect();
+    let mut indexes = serde_json::Map::new();
+    indexes.insert(
+        "docker.io".into(),
+        json!({"Name": "docker.io", "Mirrors": mirrors, "Secure": true, "Official": true}),
+    );
+    for host in &r.insecure_registries {
+        indexes.insert(
+            host.clone(),
+            json!({"Name": host, "Mirrors": [], "Secure": false, "Official": false}),
+        );
+    }
+    json!({
+        "IndexConfigs": indexes,
+        "InsecureRegistryCIDRs": ["::1/128", "127.0.0.0/8"],
+        "Mirrors": mirrors,
+    })
+}
+
 pub async fn info(State(st): State<AppState>) -> Json<Value> {
     let all = st.containers.all();
     let count = |s: ContainerStatus| all.iter().filter(|c| c.status() == s).count();
@@ -166,7 +188,7 @@ pub async fn info(State(st): State<AppState>) -> Json<Value> {
         "OSType": "linux",
         "Architecture": std::env::consts::ARCH,
         "IndexServerAddress": "https://index.docker.io/v1/",
-        "RegistryConfig": {"IndexConfigs": {}, "InsecureRegistryCIDRs": ["127.0.0.0/8"], "Mirrors": []},
+        "RegistryConfig": registry_config(&st.registry),
         "NCPU": i.ncpu,
         "MemTotal": i.mem_total,
         "DockerRootDir": i.root,
