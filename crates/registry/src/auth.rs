@@ -2,20 +2,29 @@
 //!
 //! `oci-client` runs the challenge flow: `GET /v2/` answers with a `WWW-Authenticate`
 //! challenge; for a Bearer challenge the credentials are exchanged for a token at the realm
-//! (the token server rejects bad ones); for a Basic challenge nothing is checked yet, so an
+//! (the token server rejects bad ones: Docker shows `Get "<scheme>://<host>/v2/": ` and the
+//! server's words, `unauthorized: incorrect username or password`, as the request that the
+//! token was for failed); for a Basic challenge nothing is checked yet, so an
 //! authenticated request follows (`GET /v2/_catalog?n=1`), which a Basic-protected registry
 //! answers 401 for bad credentials. A registry without a challenge accepts anyone.
 //!
 //! Identity tokens (OAuth refresh tokens) are not requested: the answer's `IdentityToken` is
 //! always empty and clients keep the password, as with most registries.
+//!
+//! [`scoped_token`] asks a registry's token server for several scopes at once, which
+//! `oci-client` cannot (it asks for one repository): a cross-repository blob mount needs
+//! push on the target and pull on the source in one token.
 
 use arca_model::ErrorKind;
 use oci_client::RegistryOperation;
 use oci_client::errors::OciDistributionError;
 
 use crate::Credentials;
-use crate::client::{client_with, plain_http};
+use crate::client::{CONNECT_TIMEOUT, READ_TIMEOUT, client_with, plain_http};
 use crate::error::request_reason;
+
+/// The largest token answer accepted (real ones are a few KiB).
+const MAX_TOKEN_ANSWER: usize = 1 << 20;
 
 /// Docker Hub's server address as the docker CLI names it.
 pub const DOCKER_HUB_SERVER: &str = "https://index.docker.io/v1/";
@@ -33,8 +42,7 @@ pub enum LoginError {
 impl LoginError {
     pub fn kind(&self) -> ErrorKind {
         match self {
-            // The daemon answers 401 for this one itself (no kind maps to it).
-            Self::Unauthorized(_) => ErrorKind::InvalidArgument,
+            Self::Unauthorized(_) => ErrorKind::Unauthorized,
             Self::Unavailable { .. } => ErrorKind::Unavailable,
         }
     }
@@ -90,7 +98,10 @@ pub async fn login(
         Ok(Some(_)) => return Ok(()),
         Ok(None) => {}
         Err(OciDistributionError::AuthenticationFailure(reason)) => {
-            return Err(LoginError::Unauthorized(token_refusal(&reason)));
+            return Err(LoginError::Unauthorized(format!(
+                "Get \"{scheme}://{host}/v2/\": {}",
+                token_refusal(&reason)
+            )));
         }
         Err(OciDistributionError::RequestError(e)) => return Err(unavailable(request_reason(&e))),
         Err(e) => return Err(unavailable(e.to_string())),
@@ -124,7 +135,7 @@ pub async fn login(
 
 /// A token server's refusal in Docker's words (`unauthorized: incorrect username or
 /// password` on Docker Hub): its JSON `details`/`message` when it sent one.
-fn token_refusal(body: &str) -> String {
+pub(crate) fn token_refusal(body: &str) -> String {
     let v: Option<serde_json::Value> = serde_json::from_str(body).ok();
     let text = v.as_ref().and_then(|v| {
         v.get("details")
@@ -142,6 +153,160 @@ fn token_refusal(body: &str) -> String {
     )
 }
 
+/// Why [`scoped_token`] got no token.
+#[derive(Debug, thiserror::Error)]
+pub(crate) enum TokenError {
+    #[error("request to {url} failed: {reason}")]
+    Request { url: String, reason: String },
+    #[error("{url} answered HTTP {status}")]
+    Status { url: String, status: u16 },
+    #[error("{url} answered without a token")]
+    NoToken { url: String },
+}
+
+/// A token for `scopes` (`repository:<name>:<actions>` each) from the token server that
+/// `registry`'s `GET /v2/` challenge names, presenting `credentials` (anonymous when
+/// `None`); `Ok(None)` when the registry does not challenge with Bearer.
+pub(crate) async fn scoped_token(
+    registry: &str,
+    insecure: &[String],
+    credentials: Option<&Credentials>,
+    scopes: &[String],
+) -> Result<Option<String>, TokenError> {
+    let scheme = if plain_http(registry, insecure) {
+        "http"
+    } else {
+        "https"
+    };
+    let ping = format!("{scheme}://{registry}/v2/");
+    let failed = |url: &str, e: reqwest::Error| TokenError::Request {
+        url: url.to_owned(),
+        reason: request_reason(&e),
+    };
+    // `client_with` (the push's client) installed the crypto provider HTTPS needs.
+    let client = reqwest::Client::builder()
+        .connect_timeout(CONNECT_TIMEOUT)
+        .read_timeout(READ_TIMEOUT)
+        .user_agent(concat!("arca/", env!("CARGO_PKG_VERSION")))
+        .build()
+        .map_err(|e| failed(&ping, e))?;
+    let resp = client
+        .get(&ping)
+        .send()
+        .await
+        .map_err(|e| failed(&ping, e))?;
+    let Some(challenge) = resp
+        .headers()
+        .get_all(reqwest::header::WWW_AUTHENTICATE)
+        .iter()
+        .filter_map(|v| v.to_str().ok())
+        .find_map(bearer_challenge)
+    else {
+        return Ok(None);
+    };
+    let mut url = reqwest::Url::parse(&challenge.realm).map_err(|e| TokenError::Request {
+        url: challenge.realm.clone(),
+        reason: e.to_string(),
+    })?;
+    {
+        let mut q = url.query_pairs_mut();
+        if let Some(service) = &challenge.service {
+            q.append_pair("service", service);
+        }
+        for scope in scopes {
+            q.append_pair("scope", scope);
+        }
+        if let Some(c) = credentials.filter(|c| !c.username.is_empty()) {
+            q.append_pair("account", &c.username);
+        }
+    }
+    let shown = url.to_string();
+    let mut req = client.get(url);
+    if let Some(c) = credentials.filter(|c| !c.username.is_empty()) {
+        req = req.basic_auth(&c.username, Some(&c.password));
+    }
+    let mut resp = req.send().await.map_err(|e| failed(&shown, e))?;
+    if resp.status() != reqwest::StatusCode::OK {
+        return Err(TokenError::Status {
+            url: shown,
+            status: resp.status().as_u16(),
+        });
+    }
+    let mut body = Vec::new();
+    while let Some(chunk) = resp.chunk().await.map_err(|e| failed(&shown, e))? {
+        if body.len() + chunk.len() > MAX_TOKEN_ANSWER {
+            return Err(TokenError::NoToken { url: shown });
+        }
+        body.extend_from_slice(&chunk);
+    }
+    let answer: serde_json::Value =
+        serde_json::from_slice(&body).map_err(|_| TokenError::NoToken { url: shown.clone() })?;
+    ["token", "access_token"]
+        .iter()
+        .find_map(|k| answer.get(k).and_then(|t| t.as_str()))
+        .filter(|t| !t.is_empty())
+        .map(|t| Some(t.to_owned()))
+        .ok_or(TokenError::NoToken { url: shown })
+}
+
+/// Where a Bearer challenge sends clients for tokens.
+#[derive(Debug, PartialEq, Eq)]
+struct Challenge {
+    realm: String,
+    service: Option<String>,
+}
+
+/// Reads `Bearer realm="…",service="…"[,scope="…"][,error="…"]` (RFC 6750 §3); `None` for
+/// another scheme or a challenge without a realm.
+fn bearer_challenge(header: &str) -> Option<Challenge> {
+    let header = header.trim_start();
+    let (scheme, mut rest) = header.split_once(' ')?;
+    if !scheme.eq_ignore_ascii_case("bearer") {
+        return None;
+    }
+    let (mut realm, mut service) = (None, None);
+    loop {
+        rest = rest.trim_start_matches([' ', ',']);
+        if rest.is_empty() {
+            break;
+        }
+        let (name, after) = rest.split_once('=')?;
+        let (value, after) = match after.strip_prefix('"') {
+            Some(quoted) => {
+                // A quoted string; `\` escapes the next character.
+                let mut value = String::new();
+                let mut chars = quoted.char_indices();
+                let mut end = None;
+                while let Some((i, c)) = chars.next() {
+                    match c {
+                        '\\' => value.extend(chars.next().map(|(_, c)| c)),
+                        '"' => {
+                            end = Some(i + 1);
+                            break;
+                        }
+                        c => value.push(c),
+                    }
+                }
+                (value, &quoted[end?..])
+            }
+            None => {
+                let end = after.find(',').unwrap_or(after.len());
+                (after[..end].trim().to_owned(), &after[end..])
+            }
+        };
+        match name.trim().to_ascii_lowercase().as_str() {
+            "realm" => realm = Some(value),
+            "service" => service = Some(value),
+            _ => {}
+        }
+        rest = after;
+    }
+    Some(Challenge {
+        realm: realm?,
+        service,
+    })
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -153,6 +318,33 @@ mod tests {
         assert_eq!(server_host("127.0.0.1:5000"), "127.0.0.1:5000");
         assert_eq!(server_host("http://127.0.0.1:5000/v2/"), "127.0.0.1:5000");
         assert_eq!(server_host("ghcr.io"), "ghcr.io");
+    }
+
+    #[test]
+    fn bearer_challenges_name_realm_and_service() {
+        assert_eq!(
+            bearer_challenge(
+                r#"Bearer realm="https://auth.docker.io/token",service="registry.docker.io",scope="repository:a/b:pull",error="insufficient_scope""#
+            ),
+            Some(Challenge {
+                realm: "https://auth.docker.io/token".into(),
+                service: Some("registry.docker.io".into()),
+            })
+        );
+        assert_eq!(
+            bearer_challenge(r#"bearer service=x, realm="http://h/t?a=1,2""#),
+            Some(Challenge {
+                realm: "http://h/t?a=1,2".into(),
+                service: Some("x".into()),
+            })
+        );
+        assert_eq!(
+            bearer_challenge(r#"Bearer realm="a\"b""#).map(|c| c.realm),
+            Some(r#"a"b"#.into())
+        );
+        assert_eq!(bearer_challenge(r#"Basic realm="registry""#), None);
+        assert_eq!(bearer_challenge(r#"Bearer service="x""#), None);
+        assert_eq!(bearer_challenge(r#"Bearer realm="unterminated"#), None);
     }
 
     #[test]

@@ -14,6 +14,15 @@
 //! type for that): then it is an OCI image manifest. Blob uploads go through `oci-client`
 //! (`blob_exists`, `mount_blob`, `push_blob_stream` in monolithic mode so the request body is
 //! the file itself, read as it is sent, `push_blob` for the config, `push_manifest_raw`).
+//!
+//! Authentication is settled first, for the push scope (`repository:<name>:pull,push`), so
+//! a token server that refuses the credentials fails the push with its words (`oci-client`
+//! would otherwise go on anonymously). A registry using tokens answers 401 when the token
+//! lacks a right (`insufficient_scope`): Docker calls that `denied: requested access to the
+//! resource is denied`; a Basic-auth registry's 401 stays `unauthorized: authentication
+//! required`. A blob mount on such a registry needs a token for pull on the source
+//! repository too, as Docker asks for (`auth::scoped_token`); without one the layer is
+//! uploaded.
 
 use std::sync::Arc;
 use std::time::Instant;
@@ -22,11 +31,13 @@ use arca_model::{Digest, ErrorKind, Reference};
 use arca_store::{Image, Layer, Store, StoreError};
 use bytes::{Bytes, BytesMut};
 use futures_util::{StreamExt, stream};
-use oci_client::Client;
 use oci_client::errors::OciDistributionError;
+use oci_client::secrets::RegistryAuth;
+use oci_client::{Client, RegistryOperation};
 use tokio::io::AsyncReadExt;
 use tokio::sync::mpsc;
 
+use crate::auth::{scoped_token, token_refusal};
 use crate::client::{client_with, oci_reference, registry_host};
 use crate::error::request_reason;
 use crate::manifest::{DOCKER_MANIFEST, OCI_MANIFEST};
@@ -96,19 +107,25 @@ impl PushError {
     }
 }
 
-/// Translates an `oci-client` error of a push request.
-pub(crate) fn from_oci(e: OciDistributionError, registry: &str) -> PushError {
+/// Docker's words for a 401 from a registry that issues tokens: the token lacks the right.
+const DENIED: &str = "denied: requested access to the resource is denied";
+/// Docker's words for a 401 from a registry that takes Basic credentials.
+const UNAUTHORIZED: &str = "unauthorized: authentication required";
+
+/// Translates an `oci-client` error of a push request; `bearer` says the registry issues
+/// tokens (its 401s then mean a missing right).
+pub(crate) fn from_oci(e: OciDistributionError, registry: &str, bearer: bool) -> PushError {
     let registry_err = |reason: String| PushError::Registry {
         registry: registry.to_owned(),
         reason,
     };
+    let unauthorized = || PushError::Denied(if bearer { DENIED } else { UNAUTHORIZED }.into());
     match e {
-        OciDistributionError::UnauthorizedError { .. } => {
-            PushError::Denied("unauthorized: authentication required".into())
+        OciDistributionError::UnauthorizedError { .. } => unauthorized(),
+        // The token server refused the credentials.
+        OciDistributionError::AuthenticationFailure(reason) => {
+            PushError::Denied(envelope_text(&reason).unwrap_or_else(|| token_refusal(&reason)))
         }
-        OciDistributionError::AuthenticationFailure(reason) => PushError::Denied(
-            envelope_text(&reason).unwrap_or_else(|| format!("unauthorized: {}", reason.trim())),
-        ),
         OciDistributionError::RegistryError { envelope, .. } => registry_err(
             envelope
                 .errors
@@ -120,9 +137,11 @@ pub(crate) fn from_oci(e: OciDistributionError, registry: &str) -> PushError {
         OciDistributionError::ServerError { code, message, .. } => {
             let text = envelope_text(&message);
             match code {
-                401 | 403 => PushError::Denied(
-                    text.unwrap_or_else(|| "unauthorized: authentication required".into()),
-                ),
+                // The body says UNAUTHORIZED either way; the challenge (which `oci-client`
+                // does not pass on) says `insufficient_scope`.
+                401 if bearer => unauthorized(),
+                401 => PushError::Denied(text.unwrap_or_else(|| UNAUTHORIZED.into())),
+                403 => PushError::Denied(text.unwrap_or_else(|| DENIED.into())),
                 500.. => PushError::Unavailable {
                     registry: registry.to_owned(),
                     reason: text.unwrap_or_else(|| format!("HTTP {code}: {}", message.trim())),
@@ -131,10 +150,8 @@ pub(crate) fn from_oci(e: OciDistributionError, registry: &str) -> PushError {
             }
         }
         OciDistributionError::RequestError(e) => match e.status().map(|s| s.as_u16()) {
-            Some(401) => PushError::Denied("unauthorized: authentication required".into()),
-            Some(403) => {
-                PushError::Denied("denied: requested access to the resource is denied".into())
-            }
+            Some(401) => unauthorized(),
+            Some(403) => PushError::Denied(DENIED.into()),
             _ => PushError::Unavailable {
                 registry: registry.to_owned(),
                 reason: request_reason(&e),
@@ -202,13 +219,22 @@ pub(crate) async fn push(
         true,
     );
     let target = oci_reference(&reference);
-    client.store_auth_if_needed(&registry, &auth).await;
+    // A token for the push scope now (cached for the uploads): `Some` means the registry
+    // issues tokens. Anonymous clients get one too, usually without rights.
+    let bearer = client
+        .auth(&target, &auth, RegistryOperation::Push)
+        .await
+        .map_err(|e| from_oci(e, &registry, false))?
+        .is_some();
+    let sources = mount_sources(&image, &reference);
+    let mount_from = mount_clients(&client, &target, &registry, bearer, opts, sources).await;
     let remote = Remote {
         client,
         target,
         registry,
+        bearer,
         store: store.clone(),
-        mount_from: mount_sources(&image, &reference),
+        mount_from,
     };
 
     // One upload per distinct blob, bottom layer first (Docker lists them top first; the
@@ -247,13 +273,13 @@ pub(crate) async fn push(
         .client
         .blob_exists(&remote.target, &config_digest)
         .await
-        .map_err(|e| from_oci(e, &remote.registry))?;
+        .map_err(|e| remote.err(e))?;
     if !has_config {
         remote
             .client
             .push_blob(&remote.target, config.clone(), &config_digest)
             .await
-            .map_err(|e| from_oci(e, &remote.registry))?;
+            .map_err(|e| remote.err(e))?;
     }
 
     let (media_type, body) = manifest(&image, config.len() as u64);
@@ -264,7 +290,7 @@ pub(crate) async fn push(
         .client
         .push_manifest_raw(&remote.target, body.clone(), content_type)
         .await
-        .map_err(|e| from_oci(e, &remote.registry))?;
+        .map_err(|e| remote.err(e))?;
     let digest = Digest::of(&body);
     let repo_digest: Reference = format!("{}@{digest}", reference.full_repo())
         .parse()
@@ -296,16 +322,69 @@ fn mount_sources(image: &Image, target: &Reference) -> Vec<oci_client::Reference
         .collect()
 }
 
+/// A client to mount blobs from each source with: the push's own, or on a registry that
+/// issues tokens one holding a token for push on the target and pull on the source (the
+/// push's token covers the target only, and the registry checks both). A source without
+/// such a token is dropped: its mounts would be refused.
+async fn mount_clients(
+    push: &Client,
+    target: &oci_client::Reference,
+    registry: &str,
+    bearer: bool,
+    opts: &PushOptions,
+    sources: Vec<oci_client::Reference>,
+) -> Vec<(oci_client::Reference, Client)> {
+    let mut out = Vec::new();
+    for source in sources {
+        if !bearer {
+            out.push((source, push.clone()));
+            continue;
+        }
+        let scopes = [
+            format!("repository:{}:pull,push", target.repository()),
+            format!("repository:{}:pull", source.repository()),
+        ];
+        let insecure = &opts.insecure_registries;
+        match scoped_token(registry, insecure, opts.auth.as_ref(), &scopes).await {
+            Ok(Some(token)) => {
+                let (client, _) = client_with(registry, insecure, None, true);
+                // Stores the token for the target's push operations (no request).
+                let stored = client
+                    .auth(
+                        target,
+                        &RegistryAuth::Bearer(token),
+                        RegistryOperation::Push,
+                    )
+                    .await;
+                match stored {
+                    Ok(_) => out.push((source, client)),
+                    Err(e) => tracing::debug!(from = %source, error = %e, "mount token unusable"),
+                }
+            }
+            Ok(None) => out.push((source, push.clone())),
+            Err(e) => tracing::debug!(from = %source, error = %e, "no token for blob mounts"),
+        }
+    }
+    out
+}
+
 /// The registry side of one push.
 struct Remote {
     client: Client,
     target: oci_client::Reference,
     registry: String,
+    /// The registry issues tokens.
+    bearer: bool,
     store: Arc<Store>,
-    mount_from: Vec<oci_client::Reference>,
+    /// Repositories blobs may be mounted from, with the client to ask with.
+    mount_from: Vec<(oci_client::Reference, Client)>,
 }
 
 impl Remote {
+    fn err(&self, e: OciDistributionError) -> PushError {
+        from_oci(e, &self.registry, self.bearer)
+    }
+
     /// Makes sure the registry has one layer blob, reporting Docker's per-layer messages.
     async fn push_layer(&self, l: &Layer, report: &Reporter) -> Result<(), PushError> {
         let digest = l.blob.to_string();
@@ -313,13 +392,13 @@ impl Remote {
             .client
             .blob_exists(&self.target, &digest)
             .await
-            .map_err(|e| from_oci(e, &self.registry))?;
+            .map_err(|e| self.err(e))?;
         if exists {
             report.layer(&l.diff_id, "Layer already exists");
             return Ok(());
         }
-        for source in &self.mount_from {
-            match self.client.mount_blob(&self.target, source, &digest).await {
+        for (source, client) in &self.mount_from {
+            match client.mount_blob(&self.target, source, &digest).await {
                 Ok(()) => {
                     report.layer(&l.diff_id, &format!("Mounted from {}", source.repository()));
                     return Ok(());
@@ -343,7 +422,7 @@ impl Remote {
         self.client
             .push_blob_stream(&self.target, body, &digest, Some(size))
             .await
-            .map_err(|e| from_oci(e, &self.registry))?;
+            .map_err(|e| self.err(e))?;
         report.layer(&l.diff_id, "Pushed");
         Ok(())
     }
@@ -457,6 +536,7 @@ mod tests {
                 message: r#"{"errors":[{"code":"UNAUTHORIZED","message":"authentication required","detail":null}]}"#.into(),
             },
             "127.0.0.1:5000",
+            false,
         );
         assert_eq!(e.to_string(), "unauthorized: authentication required");
         let e = PushError::NoSuchImage("127.0.0.1:5000/x".into());
@@ -465,5 +545,25 @@ mod tests {
             "An image does not exist locally with the tag: 127.0.0.1:5000/x"
         );
         assert_eq!(e.kind(), ErrorKind::NotFound);
+    }
+
+    #[test]
+    fn a_token_registry_s_401_is_a_missing_right_and_a_refused_login_its_words() {
+        let unauthorized = || OciDistributionError::UnauthorizedError { url: "u".into() };
+        assert_eq!(
+            from_oci(unauthorized(), "r", true).to_string(),
+            "denied: requested access to the resource is denied"
+        );
+        assert_eq!(
+            from_oci(unauthorized(), "r", false).to_string(),
+            "unauthorized: authentication required"
+        );
+        let refused = OciDistributionError::AuthenticationFailure(
+            r#"{"details":"incorrect username or password"}"#.into(),
+        );
+        assert_eq!(
+            from_oci(refused, "r", false).to_string(),
+            "unauthorized: incorrect username or password"
+        );
     }
 }

@@ -11,6 +11,7 @@ use std::time::{Duration, Instant};
 
 pub mod pty;
 pub mod registry;
+pub mod token_server;
 
 pub const DOCKER: &str = "/usr/local/bin/docker";
 

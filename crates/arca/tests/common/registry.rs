@@ -1,7 +1,8 @@
 //! A private Distribution registry for a test: Debian's `docker-registry` serving plain
 //! HTTP on 127.0.0.1 with temporary storage, and a push of the busybox fixture through the
 //! registry's HTTP API (blob uploads, then a schema 2 manifest), so tests need no network
-//! and no other engine.
+//! and no other engine. Variants require HTTP Basic auth (htpasswd) or Bearer tokens from a
+//! test token server ([`super::token_server`]).
 
 use std::io::{Read, Write};
 use std::net::TcpStream;
@@ -11,14 +12,28 @@ use std::time::{Duration, Instant};
 
 use sha2::Digest as _;
 
+use super::token_server::{self, TokenServer};
+
 pub const REGISTRY_BIN: &str = "/usr/bin/docker-registry";
 
 pub struct Registry {
     pub dir: tempfile::TempDir,
     pub port: u16,
     child: Child,
-    /// `Authorization` sent by [`Registry::request`] (the htpasswd variant's user).
+    /// `Authorization` sent by [`Registry::request`] (the htpasswd variant's user; the token
+    /// variant mints a token for the repository in each request's path instead).
     basic: Option<String>,
+    /// The token server of [`Registry::start_with_token_auth`].
+    pub tokens: Option<TokenServer>,
+}
+
+/// How the registry authenticates clients.
+#[derive(Clone, Copy)]
+enum Auth<'a> {
+    None,
+    Htpasswd(&'a str, &'a str),
+    /// A token server accepting these credentials.
+    Token(&'a str, &'a str),
 }
 
 /// An HTTP response: status, headers (lowercase names), body.
@@ -55,16 +70,23 @@ fn free_port() -> u16 {
 impl Registry {
     /// Starts a registry and waits until `GET /v2/` answers.
     pub fn start() -> Self {
-        Self::start_with(None)
+        Self::start_with(Auth::None)
     }
 
     /// A registry that requires HTTP Basic authentication as `user`/`password` (an htpasswd
     /// file with a bcrypt hash made by Python's `crypt`, which uses libxcrypt here).
     pub fn start_with_htpasswd(user: &str, password: &str) -> Self {
-        Self::start_with(Some((user, password)))
+        Self::start_with(Auth::Htpasswd(user, password))
     }
 
-    fn start_with(auth: Option<(&str, &str)>) -> Self {
+    /// A registry that requires Bearer tokens (`auth: token`) from a token server of its own
+    /// ([`Registry::tokens`]) that accepts `user`/`password` and grants anonymous clients
+    /// pull access to `public/…` repositories only.
+    pub fn start_with_token_auth(user: &str, password: &str) -> Self {
+        Self::start_with(Auth::Token(user, password))
+    }
+
+    fn start_with(auth: Auth<'_>) -> Self {
         // The port is free when picked but could be taken before the registry binds it:
         // a registry that exits at once is retried on another port.
         for _ in 0..5 {
@@ -75,7 +97,7 @@ impl Registry {
         panic!("docker-registry did not start (is the docker-registry package installed?)");
     }
 
-    fn try_start(auth: Option<(&str, &str)>) -> Option<Self> {
+    fn try_start(auth: Auth<'_>) -> Option<Self> {
         let dir = tempfile::Builder::new()
             .prefix("arca-registry-")
             .tempdir_in("/tmp")
@@ -83,14 +105,34 @@ impl Registry {
         let port = free_port();
         let config = dir.path().join("config.yml");
         let mut auth_config = String::new();
-        if let Some((user, password)) = auth {
-            let htpasswd = dir.path().join("htpasswd");
-            std::fs::write(&htpasswd, format!("{user}:{}\n", bcrypt(password)))
-                .expect("write htpasswd");
-            auth_config = format!(
-                "auth:\n  htpasswd:\n    realm: basic-realm\n    path: {}\n",
-                htpasswd.display()
-            );
+        let mut basic = None;
+        let mut tokens = None;
+        match auth {
+            Auth::None => {}
+            Auth::Htpasswd(user, password) => {
+                let htpasswd = dir.path().join("htpasswd");
+                std::fs::write(&htpasswd, format!("{user}:{}\n", bcrypt(password)))
+                    .expect("write htpasswd");
+                auth_config = format!(
+                    "auth:\n  htpasswd:\n    realm: basic-realm\n    path: {}\n",
+                    htpasswd.display()
+                );
+                basic = Some(format!(
+                    "Basic {}",
+                    base64(format!("{user}:{password}").as_bytes())
+                ));
+            }
+            Auth::Token(user, password) => {
+                let server = TokenServer::start(user, password);
+                auth_config = format!(
+                    "auth:\n  token:\n    realm: {}\n    service: {}\n    issuer: {}\n    rootcertbundle: {}\n",
+                    server.realm(),
+                    token_server::SERVICE,
+                    token_server::ISSUER,
+                    server.cert_pem().display()
+                );
+                tokens = Some(server);
+            }
         }
         std::fs::write(
             &config,
@@ -109,20 +151,22 @@ impl Registry {
             .stderr(log)
             .spawn()
             .expect("spawn docker-registry");
-        let basic = auth.map(|(u, p)| format!("Basic {}", base64(format!("{u}:{p}").as_bytes())));
         let mut r = Self {
             dir,
             port,
             child,
             basic,
+            tokens,
         };
         let deadline = Instant::now() + Duration::from_secs(20);
         while Instant::now() < deadline {
             if let Ok(Some(_)) = r.child.try_wait() {
                 return None;
             }
+            // The token variant challenges even `GET /v2/`.
+            let ready = if r.tokens.is_some() { 401 } else { 200 };
             if r.request("GET", "/v2/", &[], &[])
-                .is_ok_and(|x| x.status == 200)
+                .is_ok_and(|x| x.status == ready)
             {
                 return Some(r);
             }
@@ -161,6 +205,10 @@ impl Registry {
         );
         if let Some(b) = &self.basic {
             req.push_str(&format!("Authorization: {b}\r\n"));
+        }
+        if let (Some(t), Some(repo)) = (&self.tokens, path_repository(path)) {
+            let token = t.token_for(&[&format!("repository:{repo}:pull,push,delete")]);
+            req.push_str(&format!("Authorization: Bearer {token}\r\n"));
         }
         for (k, v) in headers {
             req.push_str(&format!("{k}: {v}\r\n"));
@@ -257,6 +305,16 @@ impl Registry {
         );
         sha256(manifest.as_bytes())
     }
+}
+
+/// The repository a `/v2/<name>/{blobs,manifests,tags}/…` path names.
+fn path_repository(path: &str) -> Option<&str> {
+    let rest = path.strip_prefix("/v2/")?;
+    ["/blobs/", "/manifests/", "/tags/"]
+        .iter()
+        .filter_map(|k| rest.rfind(k))
+        .max()
+        .map(|i| &rest[..i])
 }
 
 /// A bcrypt hash of `password` (cost 4: fast, the registry accepts any cost). Go's bcrypt
