@@ -19,4 +19,6 @@ pub enum ErrorKind {
     /// The operation exists but this configuration cannot do it, e.g. reading the logs of
     /// a container whose logging driver is `none` (501).
     NotImplemented,
+    /// A registry refused the credentials (401, Docker's `errdefs.Unauthorized`).
+    Unauthorized,
 }

@@ -13,10 +13,16 @@ pub enum PullError {
     ManifestNotFound { reference: String },
     /// Docker's wording when the registry refuses anonymous access (or the repository is
     /// missing on registries that do not tell the two apart).
+    /// Moby appends the registry's own error (`: denied: requested access to the resource is
+    /// denied`) when it sent one.
     #[error(
-        "pull access denied for {repo}, repository does not exist or may require 'docker login'"
+        "pull access denied for {repo}, repository does not exist or may require 'docker login'{}",
+        reason.as_deref().map(|r| format!(": {r}")).unwrap_or_default()
     )]
-    AccessDenied { repo: String },
+    AccessDenied {
+        repo: String,
+        reason: Option<String>,
+    },
     #[error("unsupported media type {media_type} in the manifest of {reference}")]
     MediaType {
         reference: String,
@@ -30,6 +36,10 @@ pub enum PullError {
         expected: Digest,
         actual: Digest,
     },
+    /// The token server refused the credentials; Docker's wording
+    /// (`Head "<manifest url>": unauthorized: incorrect username or password`).
+    #[error("{0}")]
+    Unauthorized(String),
     #[error("invalid platform {0:?}: expected os/arch[/variant]")]
     InvalidPlatform(String),
     /// Docker's wording.
@@ -66,6 +76,7 @@ impl PullError {
             }
             Self::Store(e) => e.kind(),
             Self::Task(_) => ErrorKind::Internal,
+            Self::Unauthorized(_) => ErrorKind::Unauthorized,
         }
     }
 
@@ -100,9 +111,10 @@ pub(crate) fn from_oci(e: OciDistributionError, registry: &str, target: Target<'
             reason: "blob unknown to registry".into(),
         },
     };
-    let denied = || match &target {
+    let denied = |reason: Option<String>| match &target {
         Target::Manifest { repo, .. } => PullError::AccessDenied {
             repo: (*repo).to_owned(),
+            reason,
         },
         Target::Blob(blob) => PullError::Blob {
             blob: (*blob).clone(),
@@ -128,7 +140,14 @@ pub(crate) fn from_oci(e: OciDistributionError, registry: &str, target: Target<'
                 .iter()
                 .any(|c| matches!(c, OciErrorCode::Unauthorized | OciErrorCode::Denied))
             {
-                denied()
+                // Docker's errcode text: the code in lower case, then the message.
+                let reason = envelope
+                    .errors
+                    .iter()
+                    .map(|e| format!("{}: {}", format!("{:?}", e.code).to_lowercase(), e.message))
+                    .collect::<Vec<_>>()
+                    .join("; ");
+                denied(Some(reason).filter(|r| !r.is_empty()))
             } else {
                 let reasons: Vec<_> = envelope.errors.iter().map(|e| e.message.clone()).collect();
                 PullError::Registry {
@@ -149,11 +168,11 @@ pub(crate) fn from_oci(e: OciDistributionError, registry: &str, target: Target<'
             },
         },
         OciDistributionError::UnauthorizedError { .. }
-        | OciDistributionError::AuthenticationFailure(_) => denied(),
+        | OciDistributionError::AuthenticationFailure(_) => denied(None),
         OciDistributionError::ServerError { code: 404, .. } => not_found(),
         OciDistributionError::ServerError {
             code: 401 | 403, ..
-        } => denied(),
+        } => denied(None),
         OciDistributionError::ServerError { code, message, .. } if code >= 500 => {
             unavailable(format!("HTTP {code}: {}", message.trim()))
         }

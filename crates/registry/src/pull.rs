@@ -15,7 +15,7 @@ use oci_client::secrets::RegistryAuth;
 use tokio::sync::mpsc;
 
 use crate::blob::{self, Source};
-use crate::client::{client_for, oci_reference, pull_client};
+use crate::client::{client_for, oci_reference, plain_http, pull_client, registry_host};
 use crate::error::{PullError, Target, from_oci, request_reason};
 use crate::inflight::{self, Claim};
 use crate::manifest::{self, ACCEPTED, Descriptor, Manifest, ManifestError, Wanted};
@@ -118,16 +118,19 @@ fn endpoints(reference: &Reference, opts: &PullOptions) -> Vec<Remote> {
                 insecure.push(mirror.host.clone());
             }
             let (client, auth) = pull_client(&mirror.host, &insecure, opts);
-            out.push(Remote::new(reference, image, client, auth, true));
+            let plain = plain_http(&mirror.host, &insecure);
+            out.push(Remote::new(reference, image, client, auth, true, plain));
         }
     }
     let (client, auth) = client_for(reference, opts);
+    let plain = plain_http(&registry_host(reference), &opts.insecure_registries);
     out.push(Remote::new(
         reference,
         oci_reference(reference),
         client,
         auth,
         false,
+        plain,
     ));
     out
 }
@@ -223,6 +226,8 @@ struct Remote {
     repo: String,
     /// A registry mirror standing in for Docker Hub.
     mirror: bool,
+    /// `http` or `https`, for messages.
+    scheme: &'static str,
 }
 
 impl Remote {
@@ -232,14 +237,43 @@ impl Remote {
         client: Client,
         auth: RegistryAuth,
         mirror: bool,
+        plain_http: bool,
     ) -> Self {
         Remote {
+            scheme: if plain_http { "http" } else { "https" },
             image,
             client,
             auth,
             shown: reference.to_string(),
             repo: reference.familiar_repo(),
             mirror,
+        }
+    }
+
+    /// With credentials, fetches the pull token first: `oci-client` would drop a token
+    /// server's refusal and go on anonymously, and the user would read "pull access denied"
+    /// instead of the refusal (Docker shows the latter).
+    async fn authenticate(&self) -> Result<(), PullError> {
+        if matches!(self.auth, RegistryAuth::Anonymous) {
+            return Ok(());
+        }
+        match self
+            .client
+            .auth(&self.image, &self.auth, oci_client::RegistryOperation::Pull)
+            .await
+        {
+            Ok(_) => Ok(()),
+            Err(oci_client::errors::OciDistributionError::AuthenticationFailure(body)) => {
+                let tag_or_digest = self.image.digest().or(self.image.tag()).unwrap_or("latest");
+                Err(PullError::Unauthorized(format!(
+                    "Head \"{}://{}/v2/{}/manifests/{tag_or_digest}\": {}",
+                    self.scheme,
+                    self.registry(),
+                    self.image.repository(),
+                    crate::auth::token_refusal(&body)
+                )))
+            }
+            Err(e) => Err(self.manifest_err(e)),
         }
     }
 
@@ -309,6 +343,7 @@ impl Remote {
         reference: &Reference,
         wanted: &Wanted,
     ) -> Result<(Digest, Descriptor, Vec<Descriptor>), PullError> {
+        self.authenticate().await?;
         let (digest, top) = self.manifest(&self.image, reference.digest()).await?;
         let manifest = match top {
             Manifest::Index { manifests } => {

@@ -1,10 +1,10 @@
 //! `POST /auth`: checks registry credentials (`docker login`). The body is Docker's
 //! `AuthConfig` (`username`, `password`, `serveraddress`; an empty address is Docker Hub).
 //! Success is `{"Status":"Login Succeeded","IdentityToken":""}`; refused credentials are a 401
-//! with the registry's reason, as Docker answers. Nothing is stored: clients keep the
+//! (`ErrorKind::Unauthorized`) with the registry's reason, as Docker answers. Nothing is stored: clients keep the
 //! credentials themselves (`config.json`).
 
-use arca_registry::{Credentials, DOCKER_HUB_SERVER, LoginError};
+use arca_registry::{Credentials, DOCKER_HUB_SERVER};
 use axum::body::Bytes;
 use axum::extract::State;
 use axum::http::{HeaderValue, StatusCode, header};
@@ -40,12 +40,6 @@ pub async fn auth(State(st): State<AppState>, body: Bytes) -> ApiResult<Response
         Ok(()) => Ok(json_response(
             StatusCode::OK,
             &json!({"Status": "Login Succeeded", "IdentityToken": ""}),
-        )),
-        // Docker answers refused credentials with 401 (errdefs.Unauthorized), a status no
-        // error kind maps to.
-        Err(LoginError::Unauthorized(m)) => Ok(json_response(
-            StatusCode::UNAUTHORIZED,
-            &json!({ "message": m }),
         )),
         Err(e) => Err(ApiError::new(e.kind(), e.to_string())),
     }
