@@ -7,6 +7,7 @@ mod attach;
 mod client;
 mod commands;
 mod create_opts;
+mod credhelper;
 mod events;
 mod exec;
 mod format;
