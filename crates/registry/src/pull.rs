@@ -180,6 +180,9 @@ async fn pull_tag(
             reason: e.to_string(),
         })?;
 
+    // From the first look at the store to the image record: content this pull decides it
+    // already has must not be deleted by a concurrent rmi's garbage collection.
+    let _lease = store.lease();
     let existing = store.get(&config.digest.to_string()).ok();
     let up_to_date = match (&existing, tags.first()) {
         (Some(img), Some(tag)) => store.get(&tag.to_string()).is_ok_and(|t| t.id == img.id),

@@ -70,7 +70,7 @@ impl Store {
             return Err(StoreError::DigestTag);
         }
         let config = new_config(opts)?;
-        let _shared = self.gc_shared();
+        let _lease = self.lease();
         let base_img = self.image_by_id(base)?;
         let lower = self.layer_dirs(&base_img);
         let (diff_id, empty) = self.write_upper_layer(upper, &lower, &opts.exclude)?;

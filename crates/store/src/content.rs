@@ -16,12 +16,16 @@ use crate::{Store, StoreError};
 
 impl Store {
     /// Streams `input` into the content store and returns its digest and size. With
-    /// `expected`, a different digest is an error and nothing becomes visible.
+    /// `expected`, a different digest is an error and nothing becomes visible. A blob no
+    /// image references yet is protected from garbage collection only while the caller
+    /// holds a [`crate::Lease`].
     pub fn write_blob(
         &self,
         input: impl Read,
         expected: Option<&Digest>,
     ) -> Result<(Digest, u64), StoreError> {
+        // The temporary file must not be swept as a leftover while it is being written.
+        let _lease = self.lease();
         let tmp = self.layout.content_tmp().join(random_hex(16));
         let result = self.write_blob_via(&tmp, input, expected);
         if result.is_err() {

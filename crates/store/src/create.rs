@@ -29,7 +29,7 @@ impl Store {
         layers: &[LayerBlob],
         tags: &[Reference],
     ) -> Result<Image, StoreError> {
-        let _shared = self.gc_shared();
+        let _lease = self.lease();
         let prepared = self.prepare(config, layers, &HashSet::new())?;
         let id = prepared.record.id.clone();
         let tags: Vec<_> = tags.iter().map(|t| (t.clone(), id.clone())).collect();
@@ -47,7 +47,7 @@ impl Store {
         tags: &[Reference],
         verified: &HashSet<(Digest, Digest)>,
     ) -> Result<Image, StoreError> {
-        let _shared = self.gc_shared();
+        let _lease = self.lease();
         let prepared = self.prepare(config, layers, verified)?;
         let id = prepared.record.id.clone();
         let tags: Vec<_> = tags.iter().map(|t| (t.clone(), id.clone())).collect();
@@ -59,15 +59,16 @@ impl Store {
     /// the content store) if it does not, and returns its unpacked size. An existing snapshot
     /// is reused only once the blob is proven to be that layer (hashed, not unpacked), so a
     /// registry cannot borrow another image's layer by naming its diff_id. Lets a pull unpack
-    /// each layer as soon as it is downloaded.
+    /// each layer as soon as it is downloaded (holding a [`crate::Lease`] until the image is
+    /// created, so the snapshot is not collected meanwhile).
     pub fn unpack_layer(&self, blob: &Digest, diff_id: &Digest) -> Result<u64, StoreError> {
-        let _shared = self.gc_shared();
+        let _lease = self.lease();
         self.ensure_snapshot(blob, diff_id, false)
     }
 
     /// Ensures the config blob, layer blobs and snapshots of an image exist. `verified` lists
     /// (blob, diff_id) pairs already known to match, whose existing snapshots need no
-    /// re-hashing. Call with the gc lock held (shared).
+    /// re-hashing. Call with a lease held.
     pub(crate) fn prepare(
         &self,
         config: &[u8],

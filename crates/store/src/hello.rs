@@ -169,6 +169,7 @@ impl Store {
         let config = config(crate::import::host_arch(), &Digest::of(&tar));
         let id = Digest::of(&config);
         if self.record(&id)?.is_none() {
+            let _lease = self.lease();
             let (blob, _) = self.write_blob(&tar[..], None)?;
             let layer = LayerBlob {
                 digest: blob,

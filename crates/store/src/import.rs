@@ -39,7 +39,7 @@ impl Store {
         if reference.is_some_and(|r| r.digest().is_some()) {
             return Err(StoreError::DigestTag);
         }
-        let _shared = self.gc_shared();
+        let _lease = self.lease();
         let (blob, _) = self.write_blob(input, None)?;
         let (diff_id, _) = self.unpack_snapshot(self.open_blob(&blob)?, None, &blob.to_string())?;
         let now = chrono::Utc::now().to_rfc3339_opts(SecondsFormat::Nanos, true);

@@ -66,6 +66,11 @@ impl Layout {
         self.root.join("tmp")
     }
 
+    /// The marker of an owed garbage-collection sweep (see [`crate::gc`]).
+    pub(crate) fn gc_pending(&self) -> PathBuf {
+        self.root.join("gc-pending")
+    }
+
     /// Creates the directory tree and deletes what a crash may have left half-done.
     pub(crate) fn prepare(&self) -> Result<(), StoreError> {
         for dir in [
@@ -77,12 +82,19 @@ impl Layout {
         ] {
             fs::create_dir_all(&dir).map_err(StoreError::io("create", &dir))?;
         }
-        empty_dir(&self.content_tmp())?;
+        self.remove_content_leftovers()?;
         empty_dir(&self.tmp())?;
-        remove_matching(&self.snapshots(), |n| n.starts_with("tmp-"))?;
         remove_matching(&self.images(), |n| n.starts_with(TMP_PREFIX))?;
         remove_matching(&self.root, |n| n.starts_with(TMP_PREFIX))?;
         Ok(())
+    }
+
+    /// Deletes blobs and snapshots in progress (`content/tmp/*`, `snapshots/tmp-*`): only
+    /// safe when nothing can be writing them (at open, or in a sweep, which runs with no
+    /// lease alive).
+    pub(crate) fn remove_content_leftovers(&self) -> Result<(), StoreError> {
+        empty_dir(&self.content_tmp())?;
+        remove_matching(&self.snapshots(), |n| n.starts_with("tmp-"))
     }
 }
 

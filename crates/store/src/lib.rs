@@ -13,17 +13,23 @@
 //! images/<config-hex>.json    image records (versioned); an image exists iff its record does
 //! refs.json                   reference → image ID (versioned)
 //! tmp/                        scratch space for `load`
+//! gc-pending                  a garbage-collection sweep is owed (see below)
 //! ```
 //!
 //! Crash safety: every file is published by rename after fsync (snapshots after `syncfs`),
 //! a record only after its blobs and snapshots, refs only after their records. Leftover
-//! temporaries are deleted by [`Store::open`]. Blobs and snapshots orphaned by a crash stay
-//! on disk (harmless; reused by a later load of the same content).
+//! temporaries are deleted by [`Store::open`]. Blobs and snapshots orphaned by a crash while
+//! an image was being created stay on disk until the next garbage-collection sweep.
 //!
 //! Concurrency: the reference table sits behind a mutex held only for in-memory updates plus
-//! the small record and `refs.json` writes. Loads hold a shared "gc" lock for their whole
-//! run; deleting an image's content needs it exclusively and is skipped (content left for a
-//! later removal) when a load is in flight.
+//! the small record and `refs.json` writes. Deleting content is garbage collection (module
+//! `gc`): a sweep deletes every snapshot and blob no image record references, and never
+//! runs while a [`Lease`] is alive. Every operation that creates content holds a lease for
+//! its whole run; a client spanning several calls (a registry pull) holds one across them
+//! ([`Store::lease`]). `rmi` sweeps at once when no lease is alive; otherwise the sweep is
+//! recorded as owed (in memory and durably, as `gc-pending`) and run by the last lease to
+//! drop, or by the next [`Store::open`] after a crash: the content of a deleted image is
+//! never leaked.
 //!
 //! Untrusted layers are unpacked by [`unpack`], which never writes outside the snapshot.
 
@@ -35,6 +41,7 @@ mod content;
 mod create;
 mod error;
 mod export;
+mod gc;
 mod hello;
 mod history;
 mod image;
@@ -54,13 +61,14 @@ mod testutil;
 
 use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
-use std::sync::{Mutex, MutexGuard, RwLock, RwLockReadGuard};
+use std::sync::{Mutex, MutexGuard};
 
 use arca_model::Digest;
 
 pub use commit::CommitOptions;
 pub use create::config_diff_ids;
 pub use error::StoreError;
+pub use gc::Lease;
 pub use hello::{HELLO_MESSAGE, HelloError};
 pub use history::HistoryItem;
 pub use image::{Image, Layer, LayerBlob, RemoveItem};
@@ -76,14 +84,15 @@ pub struct Store {
     layout: Layout,
     /// Full reference key → image ID; mirrors `refs.json`.
     refs: Mutex<BTreeMap<String, Digest>>,
-    /// Shared by operations that create content, exclusive for deleting it.
-    gc: RwLock<()>,
+    /// Leases and owed sweeps: when content may be deleted.
+    gc: gc::Gc,
     limits: Limits,
 }
 
 impl Store {
-    /// Opens (creating if needed) the store at `root`, cleans up after a crash and makes sure
-    /// the built-in `hello-world` image exists.
+    /// Opens (creating if needed) the store at `root`, cleans up after a crash (including a
+    /// garbage-collection sweep, if one was owed) and makes sure the built-in `hello-world`
+    /// image exists.
     pub fn open(root: &Path) -> Result<Store, StoreError> {
         Self::open_with_limits(root, Limits::default())
     }
@@ -95,13 +104,18 @@ impl Store {
         let refs = read_versioned::<RefsFile>(&layout.refs())?
             .unwrap_or_default()
             .refs;
+        // One `stat` when the last run ended cleanly: a sweep only if a crash left one owed.
+        let owed = layout.gc_pending().exists();
         let store = Store {
             layout,
             refs: Mutex::new(refs),
-            gc: RwLock::new(()),
+            gc: gc::Gc::new(owed),
             limits,
         };
         store.drop_dangling_refs()?;
+        if owed {
+            store.collect_garbage();
+        }
         store.seed_hello()?;
         Ok(store)
     }
@@ -143,10 +157,6 @@ impl Store {
         // A panic while holding the lock cannot leave the map half-updated: it is only ever
         // replaced whole, after `refs.json` was written.
         self.refs.lock().unwrap_or_else(|e| e.into_inner())
-    }
-
-    fn gc_shared(&self) -> RwLockReadGuard<'_, ()> {
-        self.gc.read().unwrap_or_else(|e| e.into_inner())
     }
 
     /// Persists `new` as the reference table, then makes it the in-memory one.
@@ -192,5 +202,6 @@ mod tests {
     fn store_is_send_and_sync() {
         fn check<T: Send + Sync>() {}
         check::<Store>();
+        check::<Lease<'_>>();
     }
 }

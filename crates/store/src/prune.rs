@@ -2,14 +2,18 @@
 //!
 //! Prune deletes dangling images (no tag), or with `all` every image, that no container
 //! uses and that the caller's filter accepts; each goes through [`Store::remove`] by ID
-//! (forced, so images tagged in several repositories go too), which deletes the snapshots
-//! and blobs no remaining image uses. The space reclaimed is what those deletions freed on
-//! disk: the unpacked size of the deleted snapshots plus the size of the deleted blobs.
+//! (forced, so images tagged in several repositories go too). The removals run under one
+//! [`crate::Lease`], so the snapshots and blobs no remaining image uses are deleted by one
+//! garbage-collection sweep when it drops, not one per image. The space reclaimed is what
+//! was freed on disk meanwhile: the unpacked size of the deleted snapshots plus the size of
+//! the deleted blobs. If another lease is alive (a pull in progress), the sweep waits for it
+//! and the report counts only what is already gone.
 
 use std::collections::{BTreeMap, BTreeSet};
 
 use arca_model::Digest;
 
+use crate::gc::ContentKind;
 use crate::image::{Image, RemoveItem};
 use crate::{Store, StoreError};
 
@@ -40,6 +44,7 @@ impl Store {
     ) -> Result<PruneReport, StoreError> {
         let before = self.content_sizes()?;
         let mut report = PruneReport::default();
+        let lease = self.lease();
         for image in self.list()? {
             if (!all && !image.repo_tags.is_empty()) || !filter(&image) || in_use(&image.id) {
                 continue;
@@ -51,6 +56,8 @@ impl Store {
                 Err(e) => return Err(e),
             }
         }
+        // The last lease to drop sweeps: usually this one, right here.
+        drop(lease);
         let after = self.content_sizes()?;
         report.space_reclaimed = before
             .iter()
@@ -102,29 +109,14 @@ impl Store {
     }
 
     /// Snapshot (unpacked) and blob sizes on disk, keyed by kind and digest.
-    fn content_sizes(&self) -> Result<BTreeMap<(bool, Digest), u64>, StoreError> {
+    fn content_sizes(&self) -> Result<BTreeMap<(ContentKind, Digest), u64>, StoreError> {
         let mut out = BTreeMap::new();
-        for (dir, is_blob) in [
-            (self.layout.snapshots(), false),
-            (self.layout.blobs(), true),
-        ] {
-            let entries = std::fs::read_dir(&dir).map_err(StoreError::io("read", &dir))?;
-            for entry in entries {
-                let entry = entry.map_err(StoreError::io("read", &dir))?;
-                let Some(d) = entry
-                    .file_name()
-                    .to_str()
-                    .and_then(|n| Digest::from_hex(n).ok())
-                else {
-                    continue;
-                };
-                let size = if is_blob {
-                    entry.metadata().map(|m| m.len()).unwrap_or(0)
-                } else {
-                    self.snapshot_size(&d)?.unwrap_or(0)
-                };
-                out.insert((is_blob, d), size);
-            }
+        for (kind, d) in self.stored_content()? {
+            let size = match kind {
+                ContentKind::Blob => std::fs::metadata(self.layout.blob(&d)).map_or(0, |m| m.len()),
+                ContentKind::Snapshot => self.snapshot_size(&d)?.unwrap_or(0),
+            };
+            out.insert((kind, d), size);
         }
         Ok(out)
     }

@@ -1,4 +1,11 @@
 //! `docker rmi`: untagging and deleting images, and deleting content no image uses any more.
+//!
+//! Deleting an image deletes its record at once, whatever [`crate::Lease`]s are alive. Its
+//! content (snapshots, blobs) goes by garbage collection (module `gc`): a sweep is first
+//! recorded as owed (durably, so a crash cannot leak it), then runs at once when no lease is
+//! alive, which is the usual case and matches Docker (`rmi` frees the space before it
+//! returns). While a lease is alive (a pull, load or save in progress) the content stays
+//! until the last lease drops, and whatever an image created meanwhile references survives.
 
 use std::collections::{BTreeMap, BTreeSet};
 use std::fs;
@@ -6,8 +13,7 @@ use std::fs;
 use arca_model::{Digest, Reference};
 
 use crate::image::RemoveItem;
-use crate::layout::{remove_any, sync_dir};
-use crate::record::ImageRecord;
+use crate::layout::sync_dir;
 use crate::{Store, StoreError};
 
 impl Store {
@@ -15,8 +21,8 @@ impl Store {
     /// references is only untagged. The last reference, or an ID, deletes the image (record
     /// and all its references); that needs `force` when `in_use(id)` or, for an ID, when the
     /// image is referenced from several repositories. Content (snapshots, blobs) no remaining
-    /// image uses is deleted too, unless the image is in use (a container still needs its
-    /// layers).
+    /// image uses is deleted too (see the module docs for when), unless the image is in use
+    /// (a container still needs its layers).
     pub fn remove(
         &self,
         name: &str,
@@ -39,9 +45,9 @@ impl Store {
             }
         };
         let id = resolved.id;
-        let Some(record) = self.record(&id)? else {
+        if self.record(&id)?.is_none() {
             return Err(crate::catalog::not_found(name));
-        };
+        }
         let image_refs: Vec<String> = refs
             .iter()
             .filter(|(_, v)| **v == id)
@@ -86,6 +92,11 @@ impl Store {
             .collect();
         let mut new: BTreeMap<String, Digest> = refs.clone();
         new.retain(|_, v| *v != id);
+        if !used {
+            // Owed before anything changes: a crash after the record goes must not leak the
+            // content, and a failure here leaves the image as it was.
+            self.owe_sweep()?;
+        }
         self.store_refs(&mut refs, new)?;
         if used {
             // Forced, but a container still needs the image to start again: it loses its
@@ -100,45 +111,8 @@ impl Store {
         tracing::info!(%id, "deleted image");
         items.push(RemoveItem::Deleted(id));
 
-        self.collect_garbage(&record);
+        self.collect_garbage();
         Ok(items)
-    }
-
-    /// Deletes the snapshots and blobs of a deleted image that no remaining image uses.
-    /// Skipped while a load holds the gc lock; failures are logged, never returned (the image
-    /// is already gone).
-    fn collect_garbage(&self, removed: &ImageRecord) {
-        let Ok(_exclusive) = self.gc.try_write() else {
-            tracing::debug!(id = %removed.id, "a load is running; leaving content for later");
-            return;
-        };
-        let result = (|| -> Result<(), StoreError> {
-            let (mut live_layers, mut live_blobs) = (BTreeSet::new(), BTreeSet::new());
-            for id in self.record_ids()? {
-                if let Some(record) = self.record(&id)? {
-                    live_blobs.insert(record.id.clone());
-                    for l in record.layers {
-                        live_layers.insert(l.diff_id);
-                        live_blobs.insert(l.blob);
-                    }
-                }
-            }
-            if !live_blobs.contains(&removed.id) {
-                remove_any(&self.layout.blob(&removed.id))?;
-            }
-            for l in &removed.layers {
-                if !live_layers.contains(&l.diff_id) {
-                    self.delete_snapshot(&l.diff_id)?;
-                }
-                if !live_blobs.contains(&l.blob) {
-                    remove_any(&self.layout.blob(&l.blob))?;
-                }
-            }
-            Ok(())
-        })();
-        if let Err(e) = result {
-            tracing::warn!(id = %removed.id, error = %e, "failed to delete unused image content");
-        }
     }
 }
 

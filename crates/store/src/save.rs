@@ -33,8 +33,8 @@ impl Store {
     /// Writes the images named by `names` to `out` (see the module docs). All names are
     /// resolved before the first byte is written, so a missing image fails cleanly.
     pub fn save(&self, names: &[String], out: impl Write) -> Result<(), StoreError> {
-        // Shared gc lock: a concurrent `rmi` leaves the blobs being streamed in place.
-        let _shared = self.gc_shared();
+        // Leased: a concurrent `rmi` leaves the blobs being streamed in place.
+        let _lease = self.lease();
         let entries = self.save_entries(names)?;
         write_archive(self, &entries, out).map_err(StoreError::Output)
     }

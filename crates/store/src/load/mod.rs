@@ -54,7 +54,7 @@ impl Store {
         input: impl Read,
         progress: &mut dyn FnMut(String),
     ) -> Result<Vec<Image>, StoreError> {
-        let _shared = self.gc_shared();
+        let _lease = self.lease();
         let scratch = Scratch::create(&self.layout.tmp())?;
         let archive = Archive::read(input, &scratch.0, &self.limits)?;
         let specs = if archive.has("manifest.json") {
