@@ -10,6 +10,7 @@ mod create_opts;
 mod credhelper;
 mod events;
 mod exec;
+mod export;
 mod format;
 mod image_cmds;
 mod login;
@@ -19,6 +20,7 @@ mod parse;
 mod pull;
 mod push;
 mod run;
+mod search;
 mod session;
 mod stats;
 
@@ -112,6 +114,10 @@ pub enum Command {
     History(image_cmds::HistoryArgs),
     /// Save one or more images to a tar archive (streamed to STDOUT by default)
     Save(image_cmds::SaveArgs),
+    /// Export a container's filesystem as a tar archive
+    Export(export::ExportArgs),
+    /// Search Docker Hub for images
+    Search(search::SearchArgs),
     /// Manage images
     Image(image_cmds::ImageArgs),
     /// Manage arca
@@ -207,6 +213,8 @@ pub fn main() -> i32 {
             Command::Commit(a) => image_cmds::commit(&cli, a).await,
             Command::History(a) => image_cmds::history(&cli, a).await,
             Command::Save(a) => image_cmds::save(&cli, a).await,
+            Command::Export(a) => export::export(&cli, a).await,
+            Command::Search(a) => search::search(&cli, a).await,
             Command::Image(a) => image_cmds::image(&cli, a).await,
             Command::System(a) => image_cmds::system(&cli, a).await,
             Command::Version => commands::version(&cli).await,

@@ -47,6 +47,7 @@ mod manifest;
 mod progress;
 mod pull;
 mod push;
+mod search;
 
 use std::sync::Arc;
 
@@ -57,6 +58,7 @@ pub use auth::{DOCKER_HUB_SERVER, LoginError, login, server_host};
 pub use error::PullError;
 pub use progress::Progress;
 pub use push::{PushError, PushOptions, Pushed};
+pub use search::{SearchError, SearchOptions, SearchResult, search};
 
 /// How to pull.
 #[derive(Debug, Clone, Default)]

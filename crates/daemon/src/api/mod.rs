@@ -4,11 +4,13 @@ mod auth;
 mod containers;
 mod events;
 mod exec;
+mod export;
 mod image_ops;
 mod images;
 mod observe;
 pub mod pull;
 mod push;
+mod search;
 mod system;
 
 use std::sync::Arc;
@@ -152,6 +154,7 @@ pub fn app(
         .route("/containers/{id}/stats", get(observe::stats))
         .route("/containers/{id}/top", get(observe::top))
         .route("/containers/{id}/changes", get(observe::changes))
+        .route("/containers/{id}/export", get(export::export))
         .route(
             "/containers/{id}",
             axum::routing::delete(containers::remove),
@@ -163,6 +166,7 @@ pub fn app(
         .route("/images/json", get(images::list))
         .route("/images/load", post(images::load))
         .route("/images/get", get(image_ops::save_many))
+        .route("/images/search", get(search::search))
         .route("/images/prune", post(image_ops::prune))
         .route("/commit", post(image_ops::commit))
         .route("/system/df", get(image_ops::system_df))
