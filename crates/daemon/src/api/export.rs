@@ -9,52 +9,16 @@
 //! leaves them out. A failure once the stream has started cuts the response short (the
 //! client sees a truncated body); the container's `export` event follows a complete stream.
 
-use std::io::{self, Write};
+use std::io;
 
 use arca_model::ContainerStatus;
-use axum::body::{Body, Bytes};
 use axum::extract::{Path, State};
-use axum::http::{HeaderValue, header};
 use axum::response::Response;
 
 use super::AppState;
+use super::tar_stream::{self, ChannelWriter};
 use crate::containers::diff;
 use crate::error::{ApiError, ApiResult};
-
-/// Bytes per chunk sent to the response body.
-const CHUNK: usize = 256 * 1024;
-
-/// Buffers what the blocking writer produces and sends it to the response body in chunks.
-struct ChannelWriter {
-    tx: tokio::sync::mpsc::Sender<io::Result<Bytes>>,
-    buf: Vec<u8>,
-}
-
-impl ChannelWriter {
-    fn send(&mut self) -> io::Result<()> {
-        if self.buf.is_empty() {
-            return Ok(());
-        }
-        let chunk = Bytes::from(std::mem::replace(&mut self.buf, Vec::with_capacity(CHUNK)));
-        self.tx
-            .blocking_send(Ok(chunk))
-            .map_err(|_| io::Error::new(io::ErrorKind::BrokenPipe, "the client went away"))
-    }
-}
-
-impl Write for ChannelWriter {
-    fn write(&mut self, data: &[u8]) -> io::Result<usize> {
-        self.buf.extend_from_slice(data);
-        if self.buf.len() >= CHUNK {
-            self.send()?;
-        }
-        Ok(data.len())
-    }
-
-    fn flush(&mut self) -> io::Result<()> {
-        self.send()
-    }
-}
 
 /// `GET /containers/{id}/export`
 pub async fn export(State(st): State<AppState>, Path(id): Path<String>) -> ApiResult<Response> {
@@ -83,16 +47,13 @@ pub async fn export(State(st): State<AppState>, Path(id): Path<String>) -> ApiRe
     let upper = st.containers.paths.upper_dir(&c.id);
     let exclude: Vec<String> = diff::INIT_PATHS.iter().map(|p| (*p).to_owned()).collect();
 
-    let (tx, rx) = tokio::sync::mpsc::channel::<io::Result<Bytes>>(4);
+    let (tx, response) = tar_stream::channel();
     let store = st.store.clone();
     let containers = st.containers.clone();
     tokio::task::spawn_blocking(move || {
         // No garbage-collection sweep may delete the image's snapshots while they are read.
         let _lease = store.lease();
-        let w = ChannelWriter {
-            tx: tx.clone(),
-            buf: Vec::with_capacity(CHUNK),
-        };
+        let w = ChannelWriter::new(tx.clone());
         match arca_store::write_merged_tar(&upper, &exclude, &lower, w) {
             Ok(_) => containers.emit(&c, "export", &[]),
             Err(e) if e.is_disconnect() => {
@@ -104,13 +65,5 @@ pub async fn export(State(st): State<AppState>, Path(id): Path<String>) -> ApiRe
             }
         }
     });
-    let stream = futures_util::stream::unfold(rx, |mut rx| async move {
-        rx.recv().await.map(|item| (item, rx))
-    });
-    let mut r = Response::new(Body::from_stream(stream));
-    r.headers_mut().insert(
-        header::CONTENT_TYPE,
-        HeaderValue::from_static("application/x-tar"),
-    );
-    Ok(r)
+    Ok(response)
 }

@@ -9,13 +9,14 @@ use std::path::Path as FsPath;
 
 use arca_model::Reference;
 use arca_store::{Image, RemoveItem};
-use axum::body::{Body, Bytes};
+use axum::body::Bytes;
 use axum::extract::State;
 use axum::http::{HeaderValue, StatusCode, header};
 use axum::response::{IntoResponse, Response};
 use serde_json::{Map, Value, json};
 
 use super::AppState;
+use super::tar_stream::{self, ChannelWriter};
 use crate::containers::commit::CommitRequest;
 use crate::error::{ApiError, ApiResult};
 use crate::events::Event;
@@ -130,40 +131,6 @@ pub async fn save_many(State(st): State<AppState>, q: Q) -> ApiResult<Response> 
     save(&st, names).await
 }
 
-/// Chunks written on the blocking pool, sent to the response body.
-struct ChannelWriter {
-    tx: tokio::sync::mpsc::Sender<io::Result<Bytes>>,
-    buf: Vec<u8>,
-}
-
-const CHUNK: usize = 256 * 1024;
-
-impl ChannelWriter {
-    fn send(&mut self) -> io::Result<()> {
-        if self.buf.is_empty() {
-            return Ok(());
-        }
-        let chunk = Bytes::from(std::mem::replace(&mut self.buf, Vec::with_capacity(CHUNK)));
-        self.tx
-            .blocking_send(Ok(chunk))
-            .map_err(|_| io::Error::new(io::ErrorKind::BrokenPipe, "the client went away"))
-    }
-}
-
-impl Write for ChannelWriter {
-    fn write(&mut self, data: &[u8]) -> io::Result<usize> {
-        self.buf.extend_from_slice(data);
-        if self.buf.len() >= CHUNK {
-            self.send()?;
-        }
-        Ok(data.len())
-    }
-
-    fn flush(&mut self) -> io::Result<()> {
-        self.send()
-    }
-}
-
 async fn save(st: &AppState, names: Vec<String>) -> ApiResult<Response> {
     // Resolve every name first: a missing image is a clean 404, not a cut-off stream.
     let store = st.store.clone();
@@ -175,13 +142,10 @@ async fn save(st: &AppState, names: Vec<String>) -> ApiResult<Response> {
             .collect::<ApiResult<Vec<_>>>()
     })
     .await?;
-    let (tx, rx) = tokio::sync::mpsc::channel::<io::Result<Bytes>>(4);
+    let (tx, response) = tar_stream::channel();
     let store = st.store.clone();
     tokio::task::spawn_blocking(move || {
-        let mut w = ChannelWriter {
-            tx: tx.clone(),
-            buf: Vec::with_capacity(CHUNK),
-        };
+        let mut w = ChannelWriter::new(tx.clone());
         let result = store.save(&names, &mut w).and_then(|()| {
             w.flush()
                 .map_err(|e| arca_store::StoreError::Output(io::Error::other(e)))
@@ -195,15 +159,7 @@ async fn save(st: &AppState, names: Vec<String>) -> ApiResult<Response> {
         let name = img.repo_tags.first().cloned().unwrap_or_default();
         emit_image(st, img, &name, "save");
     }
-    let stream = futures_util::stream::unfold(rx, |mut rx| async move {
-        rx.recv().await.map(|item| (item, rx))
-    });
-    let mut r = Response::new(Body::from_stream(stream));
-    r.headers_mut().insert(
-        header::CONTENT_TYPE,
-        HeaderValue::from_static("application/x-tar"),
-    );
-    Ok(r)
+    Ok(response)
 }
 
 /// Docker's `until` filter: a Unix timestamp, an RFC 3339 time, or a Go duration (`24h`,

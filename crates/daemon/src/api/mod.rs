@@ -12,6 +12,7 @@ pub mod pull;
 mod push;
 mod search;
 mod system;
+mod tar_stream;
 
 use std::sync::Arc;
 
