@@ -27,6 +27,7 @@ use serde_json::{Map, Value, json};
 use sha2::{Digest as _, Sha256};
 
 use crate::image::{Image, LayerBlob};
+use crate::tarout::{FixedLen, set_device};
 use crate::{Store, StoreError, changes};
 
 /// What `docker commit` asks for, besides the container's filesystem.
@@ -453,6 +454,7 @@ fn write_tar(upper: &Path, entries: &[Entry], out: &mut impl Write) -> io::Resul
                     builder.append_data(&mut h, path, FixedLen::new(file, meta.len()))?;
                 } else {
                     // Devices and fifos: the header says it all.
+                    set_device(&mut h, meta)?;
                     h.set_size(0);
                     builder.append_data(&mut h, path, io::empty())?;
                 }
@@ -494,49 +496,6 @@ fn dir_name(path: &Path) -> PathBuf {
     let mut s = path.as_os_str().to_owned();
     s.push("/");
     PathBuf::from(s)
-}
-
-/// Reads exactly `len` bytes: the file's rest if it grew, zeros if it shrank.
-struct FixedLen<R> {
-    inner: R,
-    left: u64,
-    eof: bool,
-}
-
-impl<R: io::Read> FixedLen<R> {
-    fn new(inner: R, len: u64) -> Self {
-        Self {
-            inner,
-            left: len,
-            eof: false,
-        }
-    }
-}
-
-impl<R: io::Read> io::Read for FixedLen<R> {
-    fn read(&mut self, buf: &mut [u8]) -> io::Result<usize> {
-        let want = buf
-            .len()
-            .min(usize::try_from(self.left).unwrap_or(usize::MAX));
-        if want == 0 {
-            return Ok(0);
-        }
-        let n = if self.eof {
-            buf[..want].fill(0);
-            want
-        } else {
-            match self.inner.read(&mut buf[..want])? {
-                0 => {
-                    self.eof = true;
-                    buf[..want].fill(0);
-                    want
-                }
-                n => n,
-            }
-        };
-        self.left -= n as u64;
-        Ok(n)
-    }
 }
 
 #[cfg(test)]

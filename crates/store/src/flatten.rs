@@ -32,10 +32,12 @@
 use std::collections::{BTreeMap, HashMap};
 use std::ffi::{CString, OsStr, OsString};
 use std::fs::{self, File, Metadata};
-use std::io::{self, Read, Write};
+use std::io::{self, Write};
 use std::os::unix::ffi::OsStrExt;
 use std::os::unix::fs::{FileTypeExt, MetadataExt};
 use std::path::{Path, PathBuf};
+
+use crate::tarout::{FixedLen, set_device};
 
 /// Why an export stopped.
 #[derive(Debug, thiserror::Error)]
@@ -365,13 +367,7 @@ impl<W: Write> Flattener<W> {
         if ft.is_socket() {
             return Ok(());
         }
-        if ft.is_char_device() || ft.is_block_device() {
-            let dev = meta.rdev();
-            let major = u32::try_from(nix::sys::stat::major(dev)).unwrap_or(u32::MAX);
-            let minor = u32::try_from(nix::sys::stat::minor(dev)).unwrap_or(u32::MAX);
-            h.set_device_major(major).map_err(Self::write_err(path))?;
-            h.set_device_minor(minor).map_err(Self::write_err(path))?;
-        }
+        set_device(&mut h, meta).map_err(Self::write_err(path))?;
         self.builder
             .append_data(&mut h, path, io::empty())
             .map_err(Self::write_err(path))
@@ -385,52 +381,11 @@ fn header(meta: &Metadata) -> tar::Header {
     h
 }
 
-/// Reads exactly `len` bytes: the file's rest if it grew, zeros if it shrank.
-struct FixedLen<R> {
-    inner: R,
-    left: u64,
-    eof: bool,
-}
-
-impl<R: Read> FixedLen<R> {
-    fn new(inner: R, len: u64) -> Self {
-        Self {
-            inner,
-            left: len,
-            eof: false,
-        }
-    }
-}
-
-impl<R: Read> Read for FixedLen<R> {
-    fn read(&mut self, buf: &mut [u8]) -> io::Result<usize> {
-        let want = buf
-            .len()
-            .min(usize::try_from(self.left).unwrap_or(usize::MAX));
-        if want == 0 {
-            return Ok(0);
-        }
-        let n = if self.eof {
-            buf[..want].fill(0);
-            want
-        } else {
-            match self.inner.read(&mut buf[..want])? {
-                0 => {
-                    self.eof = true;
-                    buf[..want].fill(0);
-                    want
-                }
-                n => n,
-            }
-        };
-        self.left -= n as u64;
-        Ok(n)
-    }
-}
-
 #[cfg(test)]
 mod tests {
     use std::os::unix::fs::{PermissionsExt, symlink};
+
+    use std::io::Read;
 
     use super::*;
 
@@ -674,19 +629,5 @@ mod tests {
                 ("dev/null".into(), "c:1,3".into()),
             ]
         );
-    }
-
-    #[test]
-    fn files_that_change_size_keep_the_announced_length() {
-        let mut short = Vec::new();
-        FixedLen::new(&b"abc"[..], 5)
-            .read_to_end(&mut short)
-            .expect("read");
-        assert_eq!(short, b"abc\0\0");
-        let mut long = Vec::new();
-        FixedLen::new(&b"abcdef"[..], 2)
-            .read_to_end(&mut long)
-            .expect("read");
-        assert_eq!(long, b"ab");
     }
 }

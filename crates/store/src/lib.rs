@@ -55,6 +55,7 @@ mod remove;
 mod save;
 mod snapshot;
 mod sys;
+mod tarout;
 pub mod unpack;
 
 #[cfg(test)]
