@@ -20,7 +20,7 @@ use tokio::sync::mpsc;
 use crate::error::{PullError, Target, from_oci, request_reason};
 
 /// Back-off before each retry; its length is the number of retries.
-const BACKOFF: [Duration; 3] = [
+pub(crate) const BACKOFF: [Duration; 3] = [
     Duration::from_millis(200),
     Duration::from_millis(400),
     Duration::from_millis(800),

@@ -38,6 +38,7 @@ use tokio::io::AsyncReadExt;
 use tokio::sync::mpsc;
 
 use crate::auth::{scoped_token, token_refusal};
+use crate::blob::BACKOFF;
 use crate::client::{client_with, oci_reference, registry_host};
 use crate::error::request_reason;
 use crate::manifest::{DOCKER_MANIFEST, OCI_MANIFEST};
@@ -104,6 +105,11 @@ impl PushError {
             Self::Store(e) => e.kind(),
             Self::Task(_) => ErrorKind::Internal,
         }
+    }
+
+    /// Whether trying the request again may succeed (connection trouble, 5xx, timeouts).
+    fn is_transient(&self) -> bool {
+        matches!(self, Self::Unavailable { .. })
     }
 }
 
@@ -409,6 +415,27 @@ impl Remote {
                 }
             }
         }
+        let mut attempt = 0;
+        loop {
+            match self.upload(l, &digest, report).await {
+                Ok(()) => break,
+                // Each retry is a new upload session from the start of the blob (the
+                // registry discards the failed one).
+                Err(e) if e.is_transient() && attempt < BACKOFF.len() => {
+                    tracing::debug!(blob = %digest, error = %e, "retrying blob upload");
+                    report.layer(&l.diff_id, "Retrying");
+                    tokio::time::sleep(BACKOFF[attempt]).await;
+                    attempt += 1;
+                }
+                Err(e) => return Err(e),
+            }
+        }
+        report.layer(&l.diff_id, "Pushed");
+        Ok(())
+    }
+
+    /// One upload of a layer blob, streamed from its file.
+    async fn upload(&self, l: &Layer, digest: &str, report: &Reporter) -> Result<(), PushError> {
         let (s, blob) = (self.store.clone(), l.blob.clone());
         let (file, size) = tokio::task::spawn_blocking(move || s.open_blob_read(&blob))
             .await
@@ -420,11 +447,10 @@ impl Remote {
             size,
         );
         self.client
-            .push_blob_stream(&self.target, body, &digest, Some(size))
+            .push_blob_stream(&self.target, body, digest, Some(size))
             .await
-            .map_err(|e| self.err(e))?;
-        report.layer(&l.diff_id, "Pushed");
-        Ok(())
+            .map(drop)
+            .map_err(|e| self.err(e))
     }
 }
 

@@ -158,3 +158,93 @@ async fn login_to_an_open_registry_succeeds() {
     };
     login(&reg.addr, &c, &[]).await.expect("login");
 }
+
+/// A proxy on 127.0.0.1 in front of `upstream` that answers the first `fail` blob uploads
+/// (`PUT …/blobs/uploads/…`) with 503 and forwards everything else; each request gets a
+/// connection of its own (`Connection: close`) so each can be looked at.
+fn flaky_proxy(upstream: String, fail: usize) -> (String, Arc<std::sync::atomic::AtomicUsize>) {
+    use std::io::{Read, Write};
+    use std::net::{TcpListener, TcpStream};
+    use std::sync::atomic::{AtomicUsize, Ordering};
+    let listener = TcpListener::bind("127.0.0.1:0").expect("bind");
+    let addr = listener.local_addr().expect("addr").to_string();
+    let failed = Arc::new(AtomicUsize::new(0));
+    let count = failed.clone();
+    std::thread::spawn(move || {
+        for conn in listener.incoming() {
+            let Ok(mut client) = conn else { break };
+            let (upstream, count) = (upstream.clone(), count.clone());
+            std::thread::spawn(move || {
+                let mut head = Vec::new();
+                let mut byte = [0u8; 1];
+                while !head.ends_with(b"\r\n\r\n") {
+                    match client.read(&mut byte) {
+                        Ok(1) => head.push(byte[0]),
+                        _ => return,
+                    }
+                }
+                let text = String::from_utf8_lossy(&head).into_owned();
+                if text.starts_with("PUT ")
+                    && text.contains("/blobs/uploads/")
+                    && count.fetch_add(1, Ordering::SeqCst) < fail
+                {
+                    let _ = client.write_all(
+                        b"HTTP/1.1 503 Service Unavailable\r\nConnection: close\r\nContent-Length: 4\r\n\r\nbusy",
+                    );
+                    return;
+                }
+                let head: String = text
+                    .split("\r\n")
+                    .filter(|l| !l.to_ascii_lowercase().starts_with("connection:"))
+                    .filter(|l| !l.is_empty())
+                    .map(|l| format!("{l}\r\n"))
+                    .collect::<String>()
+                    + "Connection: close\r\n\r\n";
+                let Ok(mut up) = TcpStream::connect(&upstream) else {
+                    return;
+                };
+                if up.write_all(head.as_bytes()).is_err() {
+                    return;
+                }
+                let (mut c2, mut u2) = (
+                    client.try_clone().expect("clone"),
+                    up.try_clone().expect("clone"),
+                );
+                let to_upstream = std::thread::spawn(move || {
+                    let _ = std::io::copy(&mut c2, &mut u2);
+                    let _ = u2.shutdown(std::net::Shutdown::Write);
+                });
+                let _ = std::io::copy(&mut up, &mut client);
+                let _ = client.shutdown(std::net::Shutdown::Both);
+                let _ = to_upstream.join();
+            });
+        }
+    });
+    (addr, failed)
+}
+
+#[tokio::test]
+async fn a_failed_blob_upload_is_retried() {
+    let reg = Registry::start();
+    let (proxy, uploads) = flaky_proxy(reg.addr.clone(), 2);
+    let (_t, src) = store();
+    let name = format!("{proxy}/retry:1");
+    let image = local_image(&src, &name);
+    let (pushed, lines) = push_ref(&src, &name).await;
+    let pushed = pushed.expect("push survives two 503s");
+    let id = &image.layers[0].diff_id.hex()[..12];
+    assert_eq!(
+        lines
+            .iter()
+            .filter(|l| **l == format!("{id}: Retrying"))
+            .count(),
+        2,
+        "{lines:?}"
+    );
+    assert!(lines.contains(&format!("{id}: Pushed")), "{lines:?}");
+    assert!(uploads.load(std::sync::atomic::Ordering::SeqCst) >= 3);
+    // The registry really has it: a fresh store pulls it back.
+    let (_t2, dst) = store();
+    let pulled = pull_ref(&dst, &format!("{}/retry:1", reg.addr)).await;
+    assert_eq!(pulled.digest, pushed.digest);
+}
