@@ -5,6 +5,9 @@
 //! size recorded in `size`, the filesystem synced, and only then the directory is renamed to
 //! its final name. A final-named snapshot is therefore always complete; `tmp-*` leftovers are
 //! deleted by [`crate::Store::open`].
+//!
+//! `snapshots/<hex>/sources` lists the blobs verified to decompress to that layer, so an
+//! image that brings a present layer in an already verified blob is not hashed again.
 
 use std::fs;
 use std::io::{self, Read};
@@ -17,6 +20,9 @@ use crate::compress::{HashReader, decompress};
 use crate::layout::{remove_any, sync_dir};
 use crate::unpack::{UnpackError, unpack};
 use crate::{Store, StoreError};
+
+/// The blobs (one digest per line) known to decompress to a snapshot's layer.
+const SOURCES: &str = "sources";
 
 impl Store {
     /// The `fs` directory of the snapshot for `diff_id` (which may not exist).
@@ -45,14 +51,45 @@ impl Store {
         verified: bool,
     ) -> Result<u64, StoreError> {
         if let Some(size) = self.snapshot_size(diff_id)? {
-            if !verified {
+            if !verified && !self.known_source(blob, diff_id) {
                 self.verify_diff_id(blob, diff_id)?;
+                self.remember_source(blob, diff_id);
             }
             return Ok(size);
         }
         let input = self.open_blob(blob)?;
         let (_, size) = self.unpack_snapshot(input, Some(diff_id), &blob.to_string())?;
+        self.remember_source(blob, diff_id);
         Ok(size)
+    }
+
+    /// Whether blob `blob` is already known to decompress to layer `diff_id` (a blob digest
+    /// fixes its content, so the fact never goes stale).
+    fn known_source(&self, blob: &Digest, diff_id: &Digest) -> bool {
+        let path = self.layout.snapshot(diff_id).join(SOURCES);
+        fs::read_to_string(path)
+            .map(|s| s.lines().any(|l| l == blob.to_string()))
+            .unwrap_or(false)
+    }
+
+    /// Records that `blob` was verified to be layer `diff_id`, so the next image that brings
+    /// both needs no re-hashing. A cache: failures are only logged (the price is a re-hash).
+    fn remember_source(&self, blob: &Digest, diff_id: &Digest) {
+        let dir = self.layout.snapshot(diff_id);
+        let path = dir.join(SOURCES);
+        let mut known = fs::read_to_string(&path).unwrap_or_default();
+        if known.lines().any(|l| l == blob.to_string()) {
+            return;
+        }
+        known.push_str(&format!("{blob}\n"));
+        // Replaced whole (never torn); a concurrent writer may win and drop our line, which
+        // costs one re-hash later.
+        let tmp = dir.join(format!("{SOURCES}.tmp-{}", random_hex(8)));
+        let result = fs::write(&tmp, known).and_then(|()| fs::rename(&tmp, &path));
+        if let Err(e) = result {
+            let _ = fs::remove_file(&tmp);
+            tracing::debug!(%blob, %diff_id, error = %e, "could not record a verified layer source");
+        }
     }
 
     fn verify_diff_id(&self, blob: &Digest, diff_id: &Digest) -> Result<(), StoreError> {
@@ -141,5 +178,43 @@ impl Store {
             .join(format!("tmp-{}", random_hex(8)));
         fs::rename(&dir, &tmp).map_err(StoreError::io("rename", &dir))?;
         remove_any(&tmp)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use crate::testutil::{RawTar, empty_store, gzip};
+
+    use super::*;
+
+    #[test]
+    fn a_verified_blob_is_not_hashed_again_and_others_still_are() {
+        let (_tmp, store) = empty_store();
+        let layer = RawTar::new().file("etc/motd", b"hi").finish();
+        let diff_id = Digest::of(&layer);
+        let (plain, _) = store.write_blob(&layer[..], None).expect("blob");
+        store.unpack_layer(&plain, &diff_id).expect("unpack");
+        assert!(store.known_source(&plain, &diff_id));
+
+        // The same layer in another blob (gzipped) is verified once, then remembered.
+        let (gz, _) = store.write_blob(&gzip(&layer)[..], None).expect("blob");
+        assert!(!store.known_source(&gz, &diff_id));
+        store
+            .ensure_snapshot(&gz, &diff_id, false)
+            .expect("verified");
+        assert!(store.known_source(&gz, &diff_id));
+
+        // Known pairs are not read again: even a damaged copy of the blob file passes
+        // (content-addressed files are never rewritten; this only proves no re-hash).
+        fs::write(store.layout.blob(&gz), b"damaged").expect("damage");
+        store
+            .ensure_snapshot(&gz, &diff_id, false)
+            .expect("no re-hash");
+
+        // A blob that is some other layer cannot borrow the snapshot.
+        let other = RawTar::new().file("etc/motd", b"other").finish();
+        let (bogus, _) = store.write_blob(&other[..], None).expect("blob");
+        assert!(store.ensure_snapshot(&bogus, &diff_id, false).is_err());
+        assert!(!store.known_source(&bogus, &diff_id));
     }
 }
