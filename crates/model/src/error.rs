@@ -21,4 +21,7 @@ pub enum ErrorKind {
     NotImplemented,
     /// A registry refused the credentials (401, Docker's `errdefs.Unauthorized`).
     Unauthorized,
+    /// The operation is never allowed on this object, e.g. removing a predefined network
+    /// (403, Docker's `errdefs.Forbidden`).
+    Forbidden,
 }
