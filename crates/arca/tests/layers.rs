@@ -9,7 +9,7 @@ fn layer_of(name: &str) -> Option<u32> {
         "arca-model" => 0,
         "arca-api" => 1,
         "arca-store" => 2,
-        "arca-runtime" | "arca-registry" => 3,
+        "arca-runtime" | "arca-registry" | "arca-net" => 3,
         "arca-daemon" | "arca-cli" => 4,
         "arca" => 5,
         _ => return None,
