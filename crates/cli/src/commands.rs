@@ -78,7 +78,7 @@ pub async fn ps(cli: &Cli, a: PsArgs) -> anyhow::Result<i32> {
                 },
                 ago(c.created.unwrap_or(0)),
                 c.status.clone().unwrap_or_default(),
-                String::new(),
+                displayable_ports(c.ports.as_deref().unwrap_or(&[])),
                 c.names
                     .as_ref()
                     .and_then(|n| n.first())
@@ -100,6 +100,69 @@ pub async fn ps(cli: &Cli, a: PsArgs) -> anyhow::Result<i32> {
         &rows,
     );
     Ok(0)
+}
+
+/// Docker's PORTS column (`DisplayablePorts`): `0.0.0.0:8080->80/tcp` for published ports,
+/// `80/tcp` for exposed ones, consecutive ports with the same address collapsed into ranges
+/// (`0.0.0.0:8000-8002->80-82/tcp`).
+pub(crate) fn displayable_ports(ports: &[bollard::models::PortSummary]) -> String {
+    use std::collections::BTreeMap;
+    let typ = |p: &bollard::models::PortSummary| {
+        p.typ
+            .map(|t| t.to_string())
+            .filter(|t| !t.is_empty())
+            .unwrap_or_else(|| "tcp".into())
+    };
+    // (ip, type) → [(public, private)], sorted.
+    let mut groups: BTreeMap<(String, String), Vec<(u16, u16)>> = BTreeMap::new();
+    for p in ports {
+        let ip = match (&p.ip, p.public_port) {
+            (Some(ip), Some(_)) => ip.clone(),
+            _ => String::new(),
+        };
+        groups
+            .entry((ip, typ(p)))
+            .or_default()
+            .push((p.public_port.unwrap_or(0), p.private_port));
+    }
+    let mut out = Vec::new();
+    for ((ip, t), mut list) in groups {
+        list.sort();
+        list.dedup();
+        let mut i = 0;
+        while i < list.len() {
+            let mut j = i;
+            while j + 1 < list.len()
+                && list[j + 1].1 == list[j].1 + 1
+                && (ip.is_empty() || list[j + 1].0 == list[j].0 + 1)
+            {
+                j += 1;
+            }
+            let span = |a: u16, b: u16| {
+                if a == b {
+                    a.to_string()
+                } else {
+                    format!("{a}-{b}")
+                }
+            };
+            let private = span(list[i].1, list[j].1);
+            if ip.is_empty() {
+                out.push(format!("{private}/{t}"));
+            } else {
+                let host = if ip.contains(':') {
+                    format!("[{ip}]")
+                } else {
+                    ip.clone()
+                };
+                out.push(format!(
+                    "{host}:{}->{private}/{t}",
+                    span(list[i].0, list[j].0)
+                ));
+            }
+            i = j + 1;
+        }
+    }
+    out.join(", ")
 }
 
 /// Runs `f` for each name, printing the name on success and the error otherwise, as docker.
@@ -509,4 +572,36 @@ pub async fn rename(cli: &Cli, a: RenameArgs) -> anyhow::Result<i32> {
         )
         .await?;
     Ok(0)
+}
+
+#[cfg(test)]
+mod tests {
+    use bollard::models::{PortSummary, PortSummaryTypeEnum};
+
+    use super::*;
+
+    fn port(ip: Option<&str>, public: Option<u16>, private: u16) -> PortSummary {
+        PortSummary {
+            ip: ip.map(str::to_owned),
+            private_port: private,
+            public_port: public,
+            typ: Some(PortSummaryTypeEnum::TCP),
+        }
+    }
+
+    #[test]
+    fn ports_column_reads_like_docker() {
+        assert_eq!(
+            displayable_ports(&[port(Some("0.0.0.0"), Some(8080), 80)]),
+            "0.0.0.0:8080->80/tcp"
+        );
+        assert_eq!(
+            displayable_ports(&[
+                port(Some("0.0.0.0"), Some(8000), 80),
+                port(Some("0.0.0.0"), Some(8001), 81),
+                port(None, None, 443),
+            ]),
+            "443/tcp, 0.0.0.0:8000-8001->80-81/tcp"
+        );
+    }
 }

@@ -7,11 +7,15 @@ use std::collections::{BTreeMap, HashMap};
 use bollard::models::{ContainerCreateBody, HealthConfig, HostConfig, HostConfigLogConfig};
 use clap::Args;
 
+use crate::network_opts::NetworkOpts;
 use crate::parse;
 use crate::session::terminal_size;
 
 #[derive(Args, Debug)]
 pub struct ContainerOpts {
+    /// Bind mount a volume (HOST-DIR:CONTAINER-DIR[:OPTIONS])
+    #[arg(short = 'v', long = "volume", value_name = "list")]
+    volume: Vec<String>,
     /// Keep STDIN open even if not attached
     #[arg(short = 'i', long)]
     pub interactive: bool,
@@ -54,9 +58,8 @@ pub struct ContainerOpts {
     /// Tune container pids limit (set -1 for unlimited)
     #[arg(long = "pids-limit")]
     pub pids_limit: Option<i64>,
-    /// Connect a container to a network (none, host)
-    #[arg(long = "network", alias = "net")]
-    pub network: Option<String>,
+    #[command(flatten)]
+    pub net: NetworkOpts,
     /// Set meta data on a container
     #[arg(short = 'l', long = "label")]
     pub labels: Vec<String>,
@@ -147,7 +150,7 @@ pub struct ContainerOpts {
 }
 
 /// A flag value docker would reject, with pflag's wording.
-fn invalid(value: &str, flag: &str, e: String) -> anyhow::Error {
+pub(crate) fn invalid(value: &str, flag: &str, e: String) -> anyhow::Error {
     anyhow::anyhow!("invalid argument {value:?} for \"{flag}\" flag: {e}")
 }
 
@@ -240,6 +243,7 @@ impl ContainerOpts {
 
     /// The create body; `attach` says whether the client will attach (run without -d).
     pub fn body(&self, attach: bool) -> anyhow::Result<ContainerCreateBody> {
+        let net = self.net.parts()?;
         let memory = size(&self.memory, "-m, --memory")?;
         let memory_swap = self
             .memory_swap
@@ -324,6 +328,7 @@ impl ContainerOpts {
             stop_signal: self.stop_signal.clone(),
             stop_timeout: self.stop_timeout,
             healthcheck: self.healthcheck()?,
+            exposed_ports: net.exposed_ports,
             host_config: Some(HostConfig {
                 memory,
                 memory_swap,
@@ -331,7 +336,15 @@ impl ContainerOpts {
                 cpu_shares: self.cpu_shares,
                 pids_limit: self.pids_limit,
                 auto_remove: Some(self.rm),
-                network_mode: Some(self.network.clone().unwrap_or_else(|| "default".into())),
+                network_mode: Some(net.network_mode),
+                port_bindings: Some(net.port_bindings),
+                publish_all_ports: Some(net.publish_all),
+                dns: Some(net.dns),
+                dns_search: Some(net.dns_search),
+                dns_options: Some(net.dns_options),
+                extra_hosts: net.extra_hosts,
+                links: net.links,
+                binds: some_vec(&binds(&self.volume)?),
                 security_opt: some_vec(&self.security_opt),
                 privileged: Some(self.privileged),
                 readonly_rootfs: Some(self.read_only),
@@ -360,9 +373,27 @@ impl ContainerOpts {
                 },
                 ..Default::default()
             }),
+            networking_config: Some(net.networking_config),
             ..Default::default()
         })
     }
+}
+
+/// `-v` values as the docker CLI sends them: a relative host path (`./www:/www`) made
+/// absolute; anything else passed on for the daemon to check.
+fn binds(volumes: &[String]) -> anyhow::Result<Vec<String>> {
+    volumes
+        .iter()
+        .map(|v| {
+            if v.starts_with('.')
+                && let Some((src, rest)) = v.split_once(':')
+            {
+                let abs = std::env::current_dir()?.join(src);
+                return Ok(format!("{}:{rest}", abs.display()));
+            }
+            Ok(v.clone())
+        })
+        .collect()
 }
 
 #[cfg(test)]

@@ -16,13 +16,17 @@ mod image_cmds;
 mod login;
 mod logs;
 mod manage;
+mod network;
+mod network_opts;
 mod parse;
+mod ports;
 mod pull;
 mod push;
 mod run;
 mod search;
 mod session;
 mod stats;
+mod template;
 
 use clap::{Parser, Subcommand};
 
@@ -120,6 +124,8 @@ pub enum Command {
     Search(search::SearchArgs),
     /// Manage images
     Image(image_cmds::ImageArgs),
+    /// Manage networks
+    Network(network::NetworkArgs),
     /// Manage arca
     System(image_cmds::SystemArgs),
     /// Show the arca version information
@@ -216,6 +222,7 @@ pub fn main() -> i32 {
             Command::Export(a) => export::export(&cli, a).await,
             Command::Search(a) => search::search(&cli, a).await,
             Command::Image(a) => image_cmds::image(&cli, a).await,
+            Command::Network(a) => network::network(&cli, a).await,
             Command::System(a) => image_cmds::system(&cli, a).await,
             Command::Version => commands::version(&cli).await,
             Command::Info => commands::info(&cli).await,

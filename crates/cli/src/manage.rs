@@ -204,7 +204,7 @@ fn join_host_port(host: &str, port: &str) -> String {
 }
 
 /// Natural order (digit runs compare as numbers), as docker's `sortorder.NaturalLess`.
-fn natural_cmp(a: &str, b: &str) -> std::cmp::Ordering {
+pub(crate) fn natural_cmp(a: &str, b: &str) -> std::cmp::Ordering {
     let (mut a, mut b) = (a.as_bytes(), b.as_bytes());
     loop {
         match (a.first(), b.first()) {
@@ -246,14 +246,10 @@ fn port_lines(
 ) -> Result<Vec<String>, Plain> {
     let mut out = Vec::new();
     if let Some(spec) = wanted {
-        let (port, proto) = spec.split_once('/').unwrap_or((spec, "tcp"));
-        if port.parse::<u16>().is_err() {
-            return Err(Plain::new(
-                format!(
-                    "Error: invalid port ({port}): strconv.ParseUint: parsing \"{port}\": invalid syntax"
-                ),
-                1,
-            ));
+        let (port, proto) = spec.split_once('/').unwrap_or((spec, ""));
+        let proto = if proto.is_empty() { "tcp" } else { proto };
+        if let Err(e) = crate::ports::parse_u16(port) {
+            return Err(Plain::new(format!("Error: invalid port ({port}): {e}"), 1));
         }
         let bindings = ports
             .get(&format!("{port}/{proto}"))
@@ -366,7 +362,29 @@ mod tests {
             e.message,
             "Error: No public port '443/tcp' published for web"
         );
-        assert!(port_lines(&ports, "web", Some("http")).is_err());
+        assert_eq!(
+            port_lines(&ports, "web", Some("9/udp")).expect("lines"),
+            vec!["127.0.0.1:53"]
+        );
+        assert_eq!(
+            port_lines(&ports, "web", Some("80/")).expect("empty proto is tcp"),
+            vec!["0.0.0.0:8080", "[::]:8080"]
+        );
+        let e = port_lines(&ports, "web", Some("http")).expect_err("not a number");
+        assert_eq!(
+            e.message,
+            "Error: invalid port (http): strconv.ParseUint: parsing \"http\": invalid syntax"
+        );
+        let e = port_lines(&ports, "web", Some("70000")).expect_err("too big");
+        assert_eq!(
+            e.message,
+            "Error: invalid port (70000): strconv.ParseUint: parsing \"70000\": value out of range"
+        );
+        assert!(
+            port_lines(&HashMap::new(), "web", None)
+                .expect("no ports")
+                .is_empty()
+        );
     }
 
     #[test]
