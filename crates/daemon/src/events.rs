@@ -131,6 +131,26 @@ impl Event {
         Self::new("image", action.to_owned(), actor)
     }
 
+    /// A network event: attributes `name`, `type` (the driver), and `container` for
+    /// connect/disconnect.
+    pub fn network(id: &str, name: &str, driver: &str, action: &str) -> Self {
+        let mut attributes = BTreeMap::new();
+        attributes.insert("name".into(), name.to_owned());
+        attributes.insert("type".into(), driver.to_owned());
+        let actor = Actor {
+            id: id.to_owned(),
+            attributes,
+        };
+        Self::new("network", action.to_owned(), actor)
+    }
+
+    /// Adds (or replaces) an attribute.
+    pub fn add_attribute(&mut self, key: &str, value: &str) {
+        self.actor
+            .attributes
+            .insert(key.to_owned(), value.to_owned());
+    }
+
     /// Docker's event filter (`daemon/events/filter.go`): every filtered key must match.
     pub fn matches(&self, f: &Filters) -> bool {
         let attr = |k: &str| self.actor.attributes.get(k).map_or("", String::as_str);

@@ -9,6 +9,7 @@ pub mod cgroups;
 pub mod containers;
 pub mod error;
 pub mod events;
+pub mod networks;
 pub mod paths;
 pub mod query;
 pub mod shim;
@@ -71,6 +72,49 @@ pub struct DaemonConfig {
     pub insecure_registries: Vec<String>,
     /// Registry mirrors for Docker Hub images (`http[s]://host[:port]`), tried in order.
     pub registry_mirrors: Vec<String>,
+    /// The default network's bridge interface (`arca0`); `none` = no default network.
+    pub bridge: Option<String>,
+    /// The default network's gateway address and prefix (`172.30.0.1/16`).
+    pub bip: Option<String>,
+    /// The nftables table arca owns (`arca`).
+    pub firewall_table: Option<String>,
+}
+
+/// The default network's settings a config asks for, validated.
+fn bridge_settings(config: &DaemonConfig) -> Result<networks::BridgeSettings, DaemonError> {
+    let mut s = networks::BridgeSettings::default();
+    match config.bridge.as_deref() {
+        Some("none") => s.name = None,
+        Some(name) if !name.is_empty() => {
+            if name.len() > 15 || name.contains(['/', ' ']) {
+                return Err(DaemonError::Option(format!("invalid bridge name {name:?}")));
+            }
+            s.name = Some(name.to_owned());
+        }
+        _ => {}
+    }
+    if let Some(bip) = config.bip.as_deref().filter(|b| !b.is_empty()) {
+        let (ip, prefix) = bip
+            .split_once('/')
+            .and_then(|(ip, p)| Some((ip.parse().ok()?, p.parse::<u8>().ok()?)))
+            .filter(|(_, p)| (8..=30).contains(p))
+            .ok_or_else(|| {
+                DaemonError::Option(format!("invalid --bip {bip:?}: expected a.b.c.d/nn"))
+            })?;
+        s.bip = (ip, prefix);
+    }
+    if let Some(t) = config.firewall_table.as_deref().filter(|t| !t.is_empty()) {
+        if !t
+            .chars()
+            .all(|c| c.is_ascii_alphanumeric() || c == '_' || c == '-')
+        {
+            return Err(DaemonError::Option(format!(
+                "invalid firewall table name {t:?}"
+            )));
+        }
+        s.table = t.to_owned();
+    }
+    Ok(s)
 }
 
 /// The container settings a config asks for, validated.
@@ -121,6 +165,7 @@ pub async fn run(config: DaemonConfig) -> Result<(), DaemonError> {
         })
     };
     let settings = settings(&config)?;
+    let bridge = bridge_settings(&config)?;
     let registry = api::pull::RegistrySettings {
         insecure_registries: config.insecure_registries.clone(),
         mirrors: config
@@ -149,7 +194,20 @@ pub async fn run(config: DaemonConfig) -> Result<(), DaemonError> {
     let store = tokio::task::spawn_blocking(move || arca_store::Store::open(&root))
         .await
         .map_err(|e| DaemonError::Serve(std::io::Error::other(e)))??;
-    let containers = containers::Containers::new(Arc::new(store), paths.clone(), settings);
+    let networks =
+        networks::Networks::open(&config.root, &config.exec_root, bridge).map_err(|source| {
+            DaemonError::Prepare {
+                path: config.root.join("networks"),
+                source,
+            }
+        })?;
+    if let Err(e) = networks.init().await {
+        // Containers on `none` and `host` still work; starting one on a bridge network
+        // reports the problem again.
+        tracing::error!(error = %e.message, "bridge networking is not available");
+    }
+    let containers =
+        containers::Containers::new(Arc::new(store), paths.clone(), settings, networks.clone());
     let n = containers
         .recover()
         .await
@@ -157,6 +215,10 @@ pub async fn run(config: DaemonConfig) -> Result<(), DaemonError> {
             path: paths.containers_dir(),
             source,
         })?;
+    let c = containers.clone();
+    networks
+        .recover(move |id| c.get(id).is_ok_and(|c| c.status().is_running()))
+        .await;
     tracing::info!(containers = n, "state recovered");
 
     let listener = UnixListener::bind(&socket).map_err(|source| DaemonError::Listen {

@@ -45,6 +45,21 @@ struct Args {
     /// order before Docker Hub).
     #[arg(long = "registry-mirror", value_name = "URL")]
     registry_mirrors: Vec<String>,
+    /// Bridge interface of the default network, or "none" for no default network
+    /// (containers then get only loopback unless they name a network).
+    #[arg(
+        long = "bridge",
+        short = 'b',
+        value_name = "NAME",
+        default_value = "arca0"
+    )]
+    bridge: String,
+    /// Gateway address and prefix of the default network.
+    #[arg(long = "bip", value_name = "CIDR", default_value = "172.30.0.1/16")]
+    bip: String,
+    /// The nftables table arca keeps its rules in (nothing else on the host is touched).
+    #[arg(long = "firewall-table", value_name = "NAME", default_value = "arca")]
+    firewall_table: String,
     /// Log level filter (error, warn, info, debug, trace).
     #[arg(
         long = "log-level",
@@ -83,6 +98,9 @@ fn main() {
         log_opts: args.log_opts,
         insecure_registries: args.insecure_registries,
         registry_mirrors: args.registry_mirrors,
+        bridge: Some(args.bridge),
+        bip: Some(args.bip),
+        firewall_table: Some(args.firewall_table),
     };
     let rt = match tokio::runtime::Builder::new_multi_thread()
         .worker_threads(2)

@@ -23,6 +23,8 @@ pub struct Daemon {
     pub cgroup_parent: String,
     /// More arcad options, kept across restarts.
     pub extra_args: Vec<String>,
+    /// The default bridge and nftables table of a networked daemon, removed on drop.
+    net_cleanup: Option<(String, String)>,
     child: Option<Child>,
 }
 
@@ -59,7 +61,33 @@ impl Daemon {
         Self::start_with(&[])
     }
 
+    /// A daemon with bridge networking: a default bridge, subnet and nftables table of its
+    /// own (removed when it is dropped, with the bridges of networks it created).
+    pub fn start_networked(extra_args: &[&str]) -> Self {
+        let n = std::process::id() as u64 * 1000 + u64::from(rand_u16());
+        // 10.200.0.0/13 split in /24s: a subnet no other test daemon is likely to pick; a
+        // clash would fail the start loudly (the bridge address exists), not silently.
+        let third = (n % 2048) as u32;
+        let bip = format!("10.{}.{}.1/24", 200 + third / 256, third % 256);
+        let bridge = format!("arcat{:x}", n % 0xff_ffff);
+        let table = format!("arca_t{n}");
+        let mut args: Vec<&str> = vec![
+            "--bridge",
+            &bridge,
+            "--bip",
+            &bip,
+            "--firewall-table",
+            &table,
+        ];
+        args.extend_from_slice(extra_args);
+        let mut d = Self::start_with(&args);
+        d.net_cleanup = Some((bridge.clone(), table.clone()));
+        d
+    }
+
     /// A daemon with more options (e.g. `["--userns-remap", "100000:100000:65536"]`).
+    /// Without `--bridge`, it has no default bridge network (containers asking for the
+    /// default network get loopback only), so tests can run side by side.
     pub fn start_with(extra_args: &[&str]) -> Self {
         let dir = tempfile::Builder::new()
             .prefix("arca-e2e-")
@@ -77,7 +105,12 @@ impl Daemon {
             cgroup_parent,
             extra_args: extra_args.iter().map(|s| (*s).to_owned()).collect(),
             child: None,
+            net_cleanup: None,
         };
+        if !d.extra_args.iter().any(|a| a == "--bridge") {
+            d.extra_args
+                .extend(["--bridge".to_owned(), "none".to_owned()]);
+        }
         d.spawn();
         d
     }
@@ -213,6 +246,31 @@ impl Drop for Daemon {
             }
         }
         self.stop();
+        if let Some((bridge, table)) = &self.net_cleanup {
+            // The bridges of networks the test created (records in the daemon's root).
+            let mut bridges = vec![bridge.clone()];
+            if let Ok(dir) = std::fs::read_dir(self.root.join("networks")) {
+                for e in dir.flatten() {
+                    let rec: Option<serde_json::Value> = std::fs::read(e.path())
+                        .ok()
+                        .and_then(|b| serde_json::from_slice(&b).ok());
+                    if let Some(b) = rec.as_ref().and_then(|r| r["bridge"].as_str()) {
+                        bridges.push(b.to_owned());
+                    }
+                }
+            }
+            bridges.dedup();
+            for b in bridges {
+                let _ = Command::new("ip")
+                    .args(["link", "del", &b])
+                    .stderr(Stdio::null())
+                    .status();
+            }
+            let _ = Command::new("nft")
+                .args(["delete", "table", "ip", table])
+                .stderr(Stdio::null())
+                .status();
+        }
         // Anything still mounted under our directory (a failed test) goes too.
         if let Ok(m) = std::fs::read_to_string("/proc/mounts") {
             let prefix = self.dir.path().to_string_lossy().to_string();

@@ -88,16 +88,26 @@ pub async fn list(State(st): State<AppState>, q: Q) -> ApiResult<Response> {
     if let Some(l) = limit {
         recs.truncate(l as usize);
     }
-    let out: Vec<_> = recs.iter().map(|r| view::summary(r, now)).collect();
+    let nets = &st.containers.networks;
+    let out: Vec<_> = recs
+        .iter()
+        .map(|r| {
+            let mut s = view::summary(r, now);
+            s.ports = Some(view::port_summaries(r, &nets.endpoints_of(r.id.as_str())));
+            s
+        })
+        .collect();
     Ok(json_response(StatusCode::OK, &out))
 }
 
 pub async fn inspect(State(st): State<AppState>, Path(id): Path<String>) -> ApiResult<Response> {
     let c = st.containers.get(&id)?;
-    Ok(json_response(
-        StatusCode::OK,
-        &view::inspect(&c.snapshot(), &st.containers.paths),
-    ))
+    let rec = c.snapshot();
+    let nets = &st.containers.networks;
+    let mut v = serde_json::to_value(view::inspect(&rec, &st.containers.paths))
+        .map_err(|e| ApiError::internal(format!("cannot render the container: {e}")))?;
+    v["NetworkSettings"] = view::network_settings(&rec, &nets.endpoints_of(rec.id.as_str()), nets);
+    Ok(json_response(StatusCode::OK, &v))
 }
 
 pub async fn start(State(st): State<AppState>, Path(id): Path<String>) -> ApiResult<StatusCode> {

@@ -39,6 +39,28 @@ impl Containers {
         ));
         validate_host_config(&host_config)?;
         validate_config(&body)?;
+        let endpoints_config: std::collections::BTreeMap<_, _> = body
+            .networking_config
+            .as_ref()
+            .and_then(|n| n.endpoints_config.clone())
+            .unwrap_or_default()
+            .into_iter()
+            .collect();
+        // An unknown network is a 400, not a 404: the docker CLI takes a 404 from create
+        // for a missing image and would try to pull it.
+        let unknown = |e: ApiError| match e.kind {
+            arca_model::ErrorKind::NotFound => ApiError::invalid(e.message),
+            _ => e,
+        };
+        let mode = host_config.network_mode.as_deref().unwrap_or("default");
+        if !mode.starts_with("container:") {
+            self.networks.mode_network(mode).map_err(unknown)?;
+        }
+        for net in endpoints_config.keys() {
+            if !matches!(net.as_str(), "default" | "bridge" | "host" | "none") {
+                self.networks.get(net).map_err(unknown)?;
+            }
+        }
 
         let id = ContainerId::generate();
         let config = merge_config(&body, &image.config, &id)?;
@@ -62,6 +84,7 @@ impl Containers {
             host_config,
             state: StateRecord::default(),
             restart_count: 0,
+            endpoints_config,
         };
         let c = self.insert(record)?;
         let paths = self.paths.clone();
@@ -194,19 +217,13 @@ fn validate_host_config(h: &HostConfig) -> ApiResult<()> {
     {
         return Err(ApiError::invalid(format!("invalid pids limit: {p}")));
     }
-    if let Some(mode) = h.network_mode.as_deref() {
-        let ok = matches!(mode, "" | "default" | "bridge" | "none" | "host")
-            || mode.starts_with("container:");
-        if !ok {
-            return Err(ApiError::not_found(format!("network {mode} not found")));
-        }
-    }
     super::restart::validate(h)?;
     for opt in h.security_opt.iter().flatten() {
         super::start::parse_security_opt(opt)?;
     }
     super::log_config::parse(h.log_config.as_ref())?;
     super::spec::validate(h)?;
+    super::binds::validate(h.binds.as_ref())?;
     Ok(())
 }
 

@@ -6,6 +6,7 @@
 //! Changes of state are broadcast on a `watch` channel so waiters never poll.
 
 pub mod attach;
+pub mod binds;
 pub mod commit;
 pub mod create;
 pub mod detach;
@@ -15,6 +16,7 @@ pub mod health;
 pub mod limits;
 pub mod log_config;
 pub mod logs;
+pub mod network;
 pub mod pause;
 pub mod record;
 pub mod recover;
@@ -182,11 +184,18 @@ pub struct Containers {
     /// device filter libcgroups needs there, so device access is restricted by other means.
     unified_cgroup: bool,
     pub settings: Settings,
+    pub networks: Arc<crate::networks::Networks>,
 }
 
 impl Containers {
-    pub fn new(store: Arc<Store>, paths: Paths, settings: Settings) -> Arc<Self> {
+    pub fn new(
+        store: Arc<Store>,
+        paths: Paths,
+        settings: Settings,
+        networks: Arc<crate::networks::Networks>,
+    ) -> Arc<Self> {
         Arc::new(Self {
+            networks,
             table: Mutex::new(Table::default()),
             store,
             paths,

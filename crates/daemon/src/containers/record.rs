@@ -25,6 +25,11 @@ pub struct ContainerRecord {
     pub host_config: docker::HostConfig,
     pub state: StateRecord,
     pub restart_count: i64,
+    /// The networks asked for besides `NetworkMode` and their settings (aliases, a fixed
+    /// address), by network name: from `NetworkingConfig` at create and from
+    /// `network connect`. Added within version 1: absent in older records.
+    #[serde(default, skip_serializing_if = "std::collections::BTreeMap::is_empty")]
+    pub endpoints_config: std::collections::BTreeMap<String, docker::EndpointSettings>,
 }
 
 #[derive(Debug, Clone, Serialize, Deserialize)]

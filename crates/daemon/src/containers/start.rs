@@ -101,7 +101,16 @@ fn requested_capabilities(h: &arca_api::docker::HostConfig) -> ApiResult<Vec<Str
 }
 
 impl Containers {
-    fn network_for(&self, rec: &ContainerRecord) -> ApiResult<NetworkConfig> {
+    fn network_for(
+        &self,
+        rec: &ContainerRecord,
+        attachment: Option<&crate::networks::Attachment>,
+    ) -> ApiResult<NetworkConfig> {
+        if let Some(a) = attachment {
+            return Ok(NetworkConfig::Path {
+                path: a.netns.clone(),
+            });
+        }
         let mode = rec.host_config.network_mode.as_deref().unwrap_or("default");
         if mode == "host" {
             return Ok(NetworkConfig::Host);
@@ -118,8 +127,8 @@ impl Containers {
                 path: format!("/proc/{pid}/ns/net").into(),
             });
         }
-        // "default"/"bridge" get a private network namespace with loopback until bridge
-        // networking lands (issue 5); "none" is exactly that.
+        // "none", or the default network when arcad runs without one (`--bridge none`):
+        // a network namespace with loopback only.
         Ok(NetworkConfig::None)
     }
 
@@ -127,6 +136,7 @@ impl Containers {
         &self,
         rec: &ContainerRecord,
         lower: Vec<std::path::PathBuf>,
+        attachment: Option<&crate::networks::Attachment>,
     ) -> ApiResult<ShimConfig> {
         let p = &self.paths;
         let id = &rec.id;
@@ -183,7 +193,7 @@ impl Containers {
                 rlimits: super::spec::rlimits(h)?,
             },
             hostname: hostname_of(rec),
-            mounts: vec![
+            mounts: [
                 MountConfig {
                     source: dir.join("hostname"),
                     destination: "/etc/hostname".into(),
@@ -199,10 +209,13 @@ impl Containers {
                     destination: "/etc/resolv.conf".into(),
                     readonly: false,
                 },
-            ],
+            ]
+            .into_iter()
+            .chain(super::binds::mounts(h.binds.as_ref())?)
+            .collect(),
             resources: super::limits::resources_of(h),
             cgroup_path: super::limits::cgroup_path(rec, &p.cgroup_parent),
-            network: self.network_for(rec)?,
+            network: self.network_for(rec, attachment)?,
             security: SecurityConfig {
                 capabilities: capabilities(rec, self.unified_cgroup)?,
                 no_new_privileges,
@@ -270,19 +283,38 @@ impl Containers {
             .map_err(|e| ApiError::conflict(e.to_string()))?;
         // One trip to the blocking pool: the image's layers (its record only), the previous
         // shim gone, the container's /etc files.
+        let attachment = self.networks.attach(&rec).await?;
+        let result = self
+            .start_attached(c, &rec, attachment.as_ref(), manual, began)
+            .await;
+        if result.is_err() && attachment.is_some() && !c.status().is_running() {
+            self.networks.detach(rec.id.as_str()).await;
+        }
+        result
+    }
+
+    async fn start_attached(
+        self: &Arc<Self>,
+        c: &Arc<Container>,
+        rec: &ContainerRecord,
+        attachment: Option<&crate::networks::Attachment>,
+        manual: bool,
+        began: std::time::Instant,
+    ) -> ApiResult<()> {
+        let rec = rec.clone();
         let (store, paths) = (self.store.clone(), self.paths.clone());
         let (image_id, id) = (rec.image_id.clone(), rec.id.clone());
-        let hostname = hostname_of(&rec);
+        let etc = EtcFiles::of(&rec, attachment);
         let lower = tokio::task::spawn_blocking(move || -> ApiResult<_> {
             let lower = store.lower_dirs(&image_id)?;
             wait_for_previous_shim(&paths, &id);
-            write_etc_files(&paths, &id, &hostname)
+            write_etc_files(&paths, &id, &etc)
                 .map_err(|e| ApiError::from_internal("cannot prepare container files", &e))?;
             Ok(lower)
         })
         .await
         .map_err(|e| ApiError::internal(format!("start task failed: {e}")))??;
-        let config = self.shim_config(&rec, lower)?;
+        let config = self.shim_config(&rec, lower, attachment)?;
 
         let prepared = began.elapsed();
         let ready = shim::spawn(&self.paths.shim_bin, &config)
@@ -411,6 +443,8 @@ impl Containers {
 
     pub(super) async fn on_exit(self: &Arc<Self>, c: &Arc<Container>, s: ExitStatus) {
         self.stop_health(c);
+        // Its addresses, ports and veths are free again before anyone hears of the exit.
+        self.networks.detach(c.id.as_str()).await;
         let result = c.update(&self.paths, |r| {
             r.state.status = ContainerStatus::Exited;
             r.state.pid = 0;
@@ -484,28 +518,139 @@ fn hostname_of(rec: &ContainerRecord) -> String {
         .unwrap_or_else(|| rec.id.short().to_owned())
 }
 
+/// What goes into a container's `/etc/hostname`, `/etc/hosts` and `/etc/resolv.conf`.
+#[derive(Debug, Clone, Default)]
+struct EtcFiles {
+    hostname: String,
+    /// The container's own address on its first network (`127.0.1.1` without one).
+    ip: Option<std::net::Ipv4Addr>,
+    /// `--add-host` entries (`name:ip`, `host-gateway` resolved).
+    extra_hosts: Vec<(String, String)>,
+    /// A nameserver replacing the host's (the embedded DNS of a user network).
+    dns_server: Option<std::net::Ipv4Addr>,
+    dns: Vec<String>,
+    dns_search: Vec<String>,
+    dns_options: Vec<String>,
+}
+
+impl EtcFiles {
+    fn of(rec: &ContainerRecord, attachment: Option<&crate::networks::Attachment>) -> Self {
+        let h = &rec.host_config;
+        let gateway = attachment.and_then(|a| a.gateway);
+        let extra_hosts = h
+            .extra_hosts
+            .iter()
+            .flatten()
+            .filter_map(|e| {
+                let (name, ip) = e.split_once(':')?;
+                let ip = if ip == "host-gateway" {
+                    gateway.map(|g| g.to_string())?
+                } else {
+                    ip.to_owned()
+                };
+                Some((name.to_owned(), ip))
+            })
+            .collect();
+        EtcFiles {
+            hostname: hostname_of(rec),
+            ip: attachment.map(|a| a.ip),
+            extra_hosts,
+            dns_server: attachment.and_then(|a| a.dns),
+            dns: h.dns.clone().unwrap_or_default(),
+            dns_search: h.dns_search.clone().unwrap_or_default(),
+            dns_options: h.dns_options.clone().unwrap_or_default(),
+        }
+    }
+
+    fn hosts(&self) -> String {
+        let mut s = String::from(
+            "127.0.0.1\tlocalhost\n::1\tlocalhost ip6-localhost ip6-loopback\n\
+             fe00::0\tip6-localnet\nff00::0\tip6-mcastprefix\nff02::1\tip6-allnodes\n\
+             ff02::2\tip6-allrouters\n",
+        );
+        for (name, ip) in &self.extra_hosts {
+            s.push_str(&format!("{ip}\t{name}\n"));
+        }
+        match self.ip {
+            Some(ip) => s.push_str(&format!("{ip}\t{}\n", self.hostname)),
+            None => s.push_str(&format!("127.0.1.1\t{}\n", self.hostname)),
+        }
+        s
+    }
+
+    fn resolv_conf(&self, host: &str) -> String {
+        let base = resolv_conf_for_container(host);
+        if self.dns.is_empty()
+            && self.dns_search.is_empty()
+            && self.dns_options.is_empty()
+            && self.dns_server.is_none()
+        {
+            return base;
+        }
+        // Docker: given values replace the host's, the rest is kept.
+        let mut servers: Vec<String> = if !self.dns.is_empty() {
+            self.dns.clone()
+        } else if let Some(s) = self.dns_server {
+            vec![s.to_string()]
+        } else {
+            base.lines()
+                .filter_map(|l| {
+                    l.trim()
+                        .strip_prefix("nameserver")
+                        .map(|v| v.trim().to_owned())
+                })
+                .collect()
+        };
+        servers.dedup();
+        let field = |key: &str| -> Vec<String> {
+            base.lines()
+                .filter_map(|l| l.trim().strip_prefix(key).map(|v| v.trim().to_owned()))
+                .flat_map(|v| v.split_whitespace().map(str::to_owned).collect::<Vec<_>>())
+                .collect()
+        };
+        let search = if self.dns_search.is_empty() {
+            field("search")
+        } else {
+            self.dns_search
+                .iter()
+                .filter(|s| s.as_str() != ".")
+                .cloned()
+                .collect()
+        };
+        let options = if self.dns_options.is_empty() {
+            field("options")
+        } else {
+            self.dns_options.clone()
+        };
+        let mut out = String::new();
+        for s in servers {
+            out.push_str(&format!("nameserver {s}\n"));
+        }
+        if !search.is_empty() {
+            out.push_str(&format!("search {}\n", search.join(" ")));
+        }
+        if !options.is_empty() {
+            out.push_str(&format!("options {}\n", options.join(" ")));
+        }
+        out
+    }
+}
+
 /// `/etc/hostname`, `/etc/hosts` and `/etc/resolv.conf` for the container.
 fn write_etc_files(
     paths: &crate::paths::Paths,
     id: &arca_model::ContainerId,
-    hostname: &str,
+    etc: &EtcFiles,
 ) -> std::io::Result<()> {
     let dir = paths.container_dir(id);
     std::fs::create_dir_all(paths.run_dir(id).join("bundle"))?;
     if let Some(s) = paths.shim_socket(id).parent() {
         std::fs::create_dir_all(s)?;
     }
-    std::fs::write(dir.join("hostname"), format!("{hostname}\n"))?;
-    std::fs::write(
-        dir.join("hosts"),
-        format!(
-            "127.0.0.1\tlocalhost\n::1\tlocalhost ip6-localhost ip6-loopback\n\
-             fe00::0\tip6-localnet\nff00::0\tip6-mcastprefix\nff02::1\tip6-allnodes\n\
-             ff02::2\tip6-allrouters\n127.0.1.1\t{hostname}\n"
-        ),
-    )?;
+    std::fs::write(dir.join("hostname"), format!("{}\n", etc.hostname))?;
+    std::fs::write(dir.join("hosts"), etc.hosts())?;
     let host = std::fs::read_to_string("/etc/resolv.conf").unwrap_or_default();
-    std::fs::write(dir.join("resolv.conf"), resolv_conf_for_container(&host))?;
+    std::fs::write(dir.join("resolv.conf"), etc.resolv_conf(&host))?;
     let _ = std::fs::remove_file(paths.exit_file(id));
     Ok(())
 }
@@ -558,6 +703,7 @@ mod tests {
             host_config,
             state: Default::default(),
             restart_count: 0,
+            endpoints_config: Default::default(),
         }
     }
 

@@ -204,3 +204,193 @@ pub fn summary(rec: &ContainerRecord, now: chrono::DateTime<chrono::Utc>) -> Con
         ..Default::default()
     }
 }
+
+/// The networks a container is on, by network name: `(record, endpoint)` while it runs.
+pub type Joined = std::collections::BTreeMap<
+    String,
+    (
+        crate::networks::record::NetworkRecord,
+        crate::networks::record::Endpoint,
+    ),
+>;
+
+/// Docker's `NetworkSettings` of a container: its endpoints while it runs (the default
+/// network's address also in the deprecated top-level fields, as Docker 28 still fills
+/// them), the networks it is configured for otherwise; `Ports` with the published
+/// bindings, exposed ports without one as `null`.
+pub fn network_settings(
+    rec: &ContainerRecord,
+    joined: &Joined,
+    networks: &crate::networks::Networks,
+) -> serde_json::Value {
+    use serde_json::{Value, json};
+    let running = rec.state.status.is_running();
+    let mut ports = serde_json::Map::new();
+    for key in rec.config.exposed_ports.iter().flatten() {
+        ports.insert(key.clone(), Value::Null);
+    }
+    let mut nets = serde_json::Map::new();
+    let mut top = json!({
+        "EndpointID": "", "Gateway": "", "GlobalIPv6Address": "", "GlobalIPv6PrefixLen": 0,
+        "IPAddress": "", "IPPrefixLen": 0, "IPv6Gateway": "", "MacAddress": "",
+    });
+    for (name, (net, ep)) in joined {
+        let prefix = net.pool.as_ref().map_or(0, |p| p.subnet.prefix());
+        let gateway = net.gateway().map(|g| g.to_string()).unwrap_or_default();
+        let cfg = rec.endpoints_config.get(name);
+        nets.insert(
+            name.clone(),
+            json!({
+                "IPAMConfig": cfg.and_then(|c| c.ipam_config.clone()),
+                "Links": null,
+                "Aliases": cfg.and_then(|c| c.aliases.clone()),
+                "MacAddress": ep.mac,
+                "DriverOpts": null,
+                "GwPriority": 0,
+                "NetworkID": net.id,
+                "EndpointID": ep.id,
+                "Gateway": gateway,
+                "IPAddress": ep.ip.to_string(),
+                "IPPrefixLen": prefix,
+                "IPv6Gateway": "",
+                "GlobalIPv6Address": "",
+                "GlobalIPv6PrefixLen": 0,
+                "DNSNames": if net.builtin { Value::Null } else {
+                    let mut n = vec![rec.name.clone()];
+                    n.extend(ep.aliases.iter().cloned());
+                    json!(n)
+                },
+            }),
+        );
+        if net.builtin && net.name == "bridge" {
+            top = json!({
+                "EndpointID": ep.id, "Gateway": gateway, "GlobalIPv6Address": "",
+                "GlobalIPv6PrefixLen": 0, "IPAddress": ep.ip.to_string(), "IPPrefixLen": prefix,
+                "IPv6Gateway": "", "MacAddress": ep.mac,
+            });
+        }
+        for p in &ep.ports {
+            let key = format!("{}/{}", p.container_port, p.proto);
+            let host_ip = if p.host_ip.is_empty() {
+                "0.0.0.0"
+            } else {
+                p.host_ip.as_str()
+            };
+            let entry = ports.entry(key).or_insert_with(|| json!([]));
+            if !entry.is_array() {
+                *entry = json!([]);
+            }
+            if let Some(a) = entry.as_array_mut() {
+                a.push(json!({"HostIp": host_ip, "HostPort": p.host_port.to_string()}));
+            }
+        }
+    }
+    if !running || joined.is_empty() {
+        // Configured networks, without addresses.
+        let mode = rec.host_config.network_mode.as_deref().unwrap_or("default");
+        let mut names: Vec<String> = Vec::new();
+        match mode {
+            "" | "default" => {
+                if networks.mode_network("default").ok().flatten().is_some() {
+                    names.push("bridge".into());
+                }
+            }
+            m if m.starts_with("container:") => {}
+            m => names.push(m.to_owned()),
+        }
+        names.extend(
+            rec.endpoints_config
+                .keys()
+                .filter(|k| k.as_str() != "default")
+                .cloned(),
+        );
+        for name in names {
+            if nets.contains_key(&name) {
+                continue;
+            }
+            let id = networks.get(&name).map(|n| n.id).unwrap_or_default();
+            let cfg = rec.endpoints_config.get(&name);
+            nets.insert(
+                name,
+                json!({
+                    "IPAMConfig": cfg.and_then(|c| c.ipam_config.clone()),
+                    "Links": null, "Aliases": cfg.and_then(|c| c.aliases.clone()),
+                    "MacAddress": "", "DriverOpts": null, "GwPriority": 0,
+                    "NetworkID": id, "EndpointID": "", "Gateway": "", "IPAddress": "",
+                    "IPPrefixLen": 0, "IPv6Gateway": "", "GlobalIPv6Address": "",
+                    "GlobalIPv6PrefixLen": 0, "DNSNames": null,
+                }),
+            );
+        }
+    }
+    let sandbox = if running && !joined.is_empty() {
+        networks.netns_path(rec.id.as_str()).display().to_string()
+    } else {
+        String::new()
+    };
+    let mut out = json!({
+        "Bridge": "",
+        "SandboxID": if sandbox.is_empty() { String::new() } else { rec.id.to_string() },
+        "SandboxKey": sandbox,
+        "Ports": ports,
+        "HairpinMode": false,
+        "LinkLocalIPv6Address": "",
+        "LinkLocalIPv6PrefixLen": 0,
+        "SecondaryIPAddresses": null,
+        "SecondaryIPv6Addresses": null,
+        "Networks": nets,
+    });
+    if let (Some(o), Some(t)) = (out.as_object_mut(), top.as_object()) {
+        for (k, v) in t {
+            o.insert(k.clone(), v.clone());
+        }
+    }
+    out
+}
+
+/// `ps`'s `Ports`: published bindings, and exposed ports without one.
+pub fn port_summaries(
+    rec: &ContainerRecord,
+    joined: &Joined,
+) -> Vec<arca_api::docker::PortSummary> {
+    use arca_api::docker::{PortSummary, PortSummaryTypeEnum};
+    let typ = |p: &str| match p {
+        "udp" => PortSummaryTypeEnum::UDP,
+        "sctp" => PortSummaryTypeEnum::SCTP,
+        _ => PortSummaryTypeEnum::TCP,
+    };
+    let mut out = Vec::new();
+    let mut bound = std::collections::HashSet::new();
+    if rec.state.status.is_running() {
+        for (_, ep) in joined.values() {
+            for p in &ep.ports {
+                bound.insert(format!("{}/{}", p.container_port, p.proto));
+                out.push(PortSummary {
+                    ip: Some(if p.host_ip.is_empty() {
+                        "0.0.0.0".into()
+                    } else {
+                        p.host_ip.clone()
+                    }),
+                    private_port: p.container_port,
+                    public_port: Some(p.host_port),
+                    typ: Some(typ(&p.proto)),
+                });
+            }
+        }
+    }
+    for key in rec.config.exposed_ports.iter().flatten() {
+        if bound.contains(key) {
+            continue;
+        }
+        let (port, proto) = key.split_once('/').unwrap_or((key.as_str(), "tcp"));
+        if let Ok(port) = port.parse() {
+            out.push(PortSummary {
+                ip: None,
+                private_port: port,
+                public_port: None,
+                typ: Some(typ(proto)),
+            });
+        }
+    }
+    out
+}

@@ -1,0 +1,351 @@
+//! Bridge networking end to end through the real docker CLI: addresses, published ports
+//! (no proxy process), user networks with DNS by name, isolation, errors, and a daemon
+//! restart. Every daemon has its own bridge, subnet and nftables table
+//! (`Daemon::start_networked`); traffic goes only to loopback and to addresses of
+//! containers the test made.
+
+mod common;
+
+use std::io::{Read, Write};
+use std::net::{TcpListener, TcpStream};
+use std::time::Duration;
+
+use common::{Daemon, assert_ok, poll_until, stderr, stdout};
+
+fn free_port() -> u16 {
+    TcpListener::bind("127.0.0.1:0")
+        .and_then(|l| l.local_addr())
+        .map(|a| a.port())
+        .expect("a free port")
+}
+
+/// The body of `GET /` at `addr`, if something answers within 2 s.
+fn http_get(addr: &str) -> Option<String> {
+    let mut s = TcpStream::connect_timeout(&addr.parse().ok()?, Duration::from_secs(2)).ok()?;
+    s.set_read_timeout(Some(Duration::from_secs(2))).ok()?;
+    s.write_all(b"GET / HTTP/1.0\r\nHost: test\r\n\r\n").ok()?;
+    let mut out = String::new();
+    s.read_to_string(&mut out).ok()?;
+    let (_, body) = out.split_once("\r\n\r\n")?;
+    Some(body.to_owned())
+}
+
+fn inspect(d: &Daemon, what: &str, name: &str) -> serde_json::Value {
+    let out = d.docker(&[what, "inspect", name]);
+    assert_ok(&out, "inspect");
+    let v: serde_json::Value = serde_json::from_str(&stdout(&out)).expect("json");
+    v[0].clone()
+}
+
+/// A folder with an index page, for busybox httpd.
+fn www(text: &str) -> tempfile::TempDir {
+    let dir = tempfile::tempdir().expect("tempdir");
+    std::fs::write(dir.path().join("index.html"), text).expect("index");
+    dir
+}
+
+fn serve(d: &Daemon, cli: &str, name: &str, port: u16, dir: &std::path::Path, extra: &[&str]) {
+    let publish = format!("{port}:80");
+    let volume = format!("{}:/www:ro", dir.display());
+    let mut args = vec!["run", "-d", "--name", name, "-p", &publish, "-v", &volume];
+    args.extend_from_slice(extra);
+    args.extend_from_slice(&["busybox", "httpd", "-f", "-p", "80", "-h", "/www"]);
+    let out = if cli == "docker" {
+        d.docker(&args)
+    } else {
+        d.arca(&args)
+    };
+    assert_ok(&out, &format!("{cli} run {name}"));
+}
+
+fn wait_for_page(addr: &str, text: &str) {
+    poll_until(
+        &format!("{addr} to serve the page"),
+        Duration::from_secs(15),
+        || http_get(addr).is_some_and(|b| b.contains(text)),
+    );
+}
+
+/// `GET /` of `ip`:80 from a container on `network` (busybox `nc`: the fixture's static
+/// glibc `wget` crashes in NSS once the image has an `/etc/nsswitch.conf`).
+fn fetch(d: &Daemon, network: &str, ip: &str, timeout: u32) -> std::process::Output {
+    let script = format!("printf 'GET / HTTP/1.0\\r\\n\\r\\n' | nc -w {timeout} {ip} 80");
+    d.docker(&[
+        "run",
+        "--rm",
+        "--network",
+        network,
+        "busybox",
+        "sh",
+        "-c",
+        &script,
+    ])
+}
+
+/// A /24 for a user network of this test process: 10.210-217.x.0/24.
+fn test_subnet(k: u32) -> String {
+    let n = (std::process::id() * 7 + k) % 2048;
+    format!("10.{}.{}.0/24", 210 + n / 256, n % 256)
+}
+
+#[test]
+fn a_published_port_serves_a_bind_mounted_folder_and_is_released_at_stop() {
+    let d = Daemon::start_networked(&[]);
+    d.load_busybox();
+    let dir = www("hello from arca\n");
+    let port = free_port();
+    serve(&d, "docker", "web", port, dir.path(), &[]);
+    let addr = format!("127.0.0.1:{port}");
+    wait_for_page(&addr, "hello from arca");
+
+    let c = inspect(&d, "container", "web");
+    let ns = &c["NetworkSettings"];
+    let ip = ns["IPAddress"].as_str().expect("an address");
+    assert!(
+        ip.starts_with("10.2"),
+        "address {ip} from the daemon's subnet"
+    );
+    assert_eq!(ns["Networks"]["bridge"]["IPAddress"], ip);
+    assert_eq!(ns["Ports"]["80/tcp"][0]["HostPort"], port.to_string());
+    assert!(ns["SandboxKey"].as_str().is_some_and(|k| !k.is_empty()));
+    // The container's own address serves too (the host routes to the bridge).
+    wait_for_page(&format!("{ip}:80"), "hello from arca");
+    let ports = d.docker(&["port", "web"]);
+    assert_ok(&ports, "docker port");
+    assert!(
+        stdout(&ports).contains(&format!("80/tcp -> 0.0.0.0:{port}")),
+        "{}",
+        stdout(&ports)
+    );
+    let ps = d.docker(&["ps", "--format", "{{.Ports}}"]);
+    assert!(
+        stdout(&ps).contains(&format!("0.0.0.0:{port}->80/tcp")),
+        "{}",
+        stdout(&ps)
+    );
+    let net = inspect(&d, "network", "bridge");
+    assert_eq!(net["Containers"].as_object().map(|m| m.len()), Some(1));
+    // No proxy process: arcad's own socket holds the port, nothing listens.
+    let listeners = std::fs::read_to_string("/proc/net/tcp").expect("/proc/net/tcp");
+    let hex = format!(":{port:04X} ");
+    assert!(
+        !listeners
+            .lines()
+            .any(|l| l.contains(&hex) && l.split_whitespace().nth(3) == Some("0A")),
+        "something listens on {port}"
+    );
+
+    assert_ok(&d.docker(&["stop", "-t", "1", "web"]), "docker stop");
+    assert!(
+        http_get(&addr).is_none(),
+        "the port still answers after stop"
+    );
+    let net = inspect(&d, "network", "bridge");
+    assert_eq!(net["Containers"].as_object().map(|m| m.len()), Some(0));
+    // The port is free for the next one.
+    serve(&d, "docker", "web2", port, dir.path(), &[]);
+    wait_for_page(&addr, "hello from arca");
+}
+
+#[test]
+fn a_host_port_in_use_fails_the_start_and_leaks_nothing() {
+    let d = Daemon::start_networked(&[]);
+    d.load_busybox();
+    let dir = www("first\n");
+    let port = free_port();
+    serve(&d, "docker", "first", port, dir.path(), &[]);
+    let publish = format!("{port}:80");
+    let out = d.docker(&[
+        "run", "-d", "--name", "second", "-p", &publish, "busybox", "sleep", "60",
+    ]);
+    assert!(!out.status.success());
+    assert!(
+        stderr(&out).contains(&format!(
+            "Bind for 0.0.0.0:{port} failed: port is already allocated"
+        )),
+        "{}",
+        stderr(&out)
+    );
+    let second = inspect(&d, "container", "second");
+    assert_eq!(second["State"]["Running"], false);
+    let net = inspect(&d, "network", "bridge");
+    assert_eq!(
+        net["Containers"].as_object().map(|m| m.len()),
+        Some(1),
+        "only the first container has an endpoint: {net}"
+    );
+    wait_for_page(&format!("127.0.0.1:{port}"), "first");
+    // Invalid specs are refused before anything happens.
+    let out = d.docker(&["run", "--rm", "-p", "99999:80", "busybox", "true"]);
+    assert!(!out.status.success());
+}
+
+#[test]
+fn user_networks_resolve_names_and_are_isolated() {
+    let d = Daemon::start_networked(&[]);
+    d.load_busybox();
+    let (s1, s2) = (test_subnet(1), test_subnet(2));
+    assert_ok(
+        &d.docker(&["network", "create", "--subnet", &s1, "front"]),
+        "network create",
+    );
+    assert_ok(
+        &d.docker(&["network", "create", "--subnet", &s2, "back"]),
+        "network create",
+    );
+    let out = d.docker(&["network", "create", "--subnet", &s1, "clash"]);
+    assert!(!out.status.success(), "overlapping subnet accepted");
+    assert!(stderr(&out).contains("overlaps"), "{}", stderr(&out));
+
+    let dir = www("api here\n");
+    let port = free_port();
+    serve(
+        &d,
+        "docker",
+        "api",
+        port,
+        dir.path(),
+        &["--network", "front", "--network-alias", "svc"],
+    );
+    wait_for_page(&format!("127.0.0.1:{port}"), "api here");
+    let ip = inspect(&d, "container", "api")["NetworkSettings"]["Networks"]["front"]["IPAddress"]
+        .as_str()
+        .expect("address on front")
+        .to_owned();
+    // The fixture's busybox is linked statically with glibc: its wget cannot resolve names
+    // (NSS), its nslookup has a resolver of its own. So: resolve, then fetch by address.
+    let short_id = inspect(&d, "container", "api")["Id"].as_str().expect("id")[..12].to_owned();
+    for name in ["api", "svc", short_id.as_str()] {
+        let out = d.docker(&[
+            "run",
+            "--rm",
+            "--network",
+            "front",
+            "busybox",
+            "nslookup",
+            name,
+        ]);
+        assert_ok(&out, &format!("nslookup {name} on the same network"));
+        assert!(
+            stdout(&out).contains(&format!("Address: {ip}")),
+            "{name}: {}",
+            stdout(&out)
+        );
+    }
+    let out = fetch(&d, "front", &ip, 5);
+    assert_ok(&out, "fetch on the same network");
+    assert!(stdout(&out).ends_with("api here\n"), "{}", stdout(&out));
+    // Another network neither resolves the name nor reaches the address.
+    let out = d.docker(&[
+        "run",
+        "--rm",
+        "--network",
+        "back",
+        "busybox",
+        "nslookup",
+        "api",
+    ]);
+    assert!(
+        !stdout(&out).contains(&format!("Address: {ip}")),
+        "resolved from another network: {}",
+        stdout(&out)
+    );
+    let out = fetch(&d, "back", &ip, 2);
+    assert!(
+        !stdout(&out).contains("api here"),
+        "reached {ip} from another network"
+    );
+    let out = d.docker(&["network", "rm", "front"]);
+    assert!(!out.status.success());
+    assert!(
+        stderr(&out).contains("has active endpoints"),
+        "{}",
+        stderr(&out)
+    );
+
+    // Connected to a second network while running, it is reachable there too.
+    assert_ok(
+        &d.docker(&["network", "connect", "back", "api"]),
+        "network connect",
+    );
+    let back_ip =
+        inspect(&d, "container", "api")["NetworkSettings"]["Networks"]["back"]["IPAddress"]
+            .as_str()
+            .expect("address on back")
+            .to_owned();
+    let out = d.docker(&[
+        "run",
+        "--rm",
+        "--network",
+        "back",
+        "busybox",
+        "nslookup",
+        "api",
+    ]);
+    assert!(
+        stdout(&out).contains(&format!("Address: {back_ip}")),
+        "{}",
+        stdout(&out)
+    );
+    let out = fetch(&d, "back", &back_ip, 5);
+    assert_ok(&out, "fetch after connect");
+    assert!(stdout(&out).ends_with("api here\n"), "{}", stdout(&out));
+    assert_ok(&d.docker(&["rm", "-f", "api"]), "rm");
+    assert_ok(&d.docker(&["network", "rm", "front", "back"]), "network rm");
+    let ls = d.docker(&["network", "ls", "--format", "{{.Name}}"]);
+    let mut names: Vec<String> = stdout(&ls).lines().map(str::to_owned).collect();
+    names.sort();
+    assert_eq!(names, ["bridge", "host", "none"]);
+}
+
+#[test]
+fn running_containers_keep_their_network_across_a_daemon_restart() {
+    let mut d = Daemon::start_networked(&[]);
+    d.load_busybox();
+    let dir = www("still here\n");
+    let port = free_port();
+    serve(&d, "docker", "web", port, dir.path(), &[]);
+    let addr = format!("127.0.0.1:{port}");
+    wait_for_page(&addr, "still here");
+    d.stop();
+    // arcad is gone; the container and its published port are not.
+    wait_for_page(&addr, "still here");
+    d.spawn();
+    wait_for_page(&addr, "still here");
+    // The port is still held: another container cannot take it.
+    let publish = format!("{port}:80");
+    let out = d.docker(&["run", "-d", "-p", &publish, "busybox", "sleep", "60"]);
+    assert!(
+        stderr(&out).contains("port is already allocated"),
+        "{}",
+        stderr(&out)
+    );
+    assert_ok(&d.docker(&["stop", "-t", "1", "web"]), "stop");
+    assert!(http_get(&addr).is_none());
+}
+
+/// The seed exercise of issue 5: `web` … `web5` on 8080 … 8084 serving a host folder, with
+/// the real docker CLI and then with arca.
+#[test]
+fn five_web_servers_on_8080_to_8084_with_docker_and_with_arca() {
+    let d = Daemon::start_networked(&[]);
+    d.load_busybox();
+    let dir = www("seed exercise\n");
+    for cli in ["docker", "arca"] {
+        for (i, port) in (8080..=8084).enumerate() {
+            let name = if i == 0 {
+                "web".to_owned()
+            } else {
+                format!("web{}", i + 1)
+            };
+            serve(&d, cli, &name, port, dir.path(), &[]);
+        }
+        for port in 8080..=8084 {
+            wait_for_page(&format!("127.0.0.1:{port}"), "seed exercise");
+        }
+        let names = ["web", "web2", "web3", "web4", "web5"];
+        let mut rm = vec!["rm", "-f"];
+        rm.extend_from_slice(&names);
+        assert_ok(&d.docker(&rm), "rm");
+    }
+}
