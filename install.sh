@@ -41,9 +41,9 @@ die() { echo "install.sh: $*" >&2; exit 1; }
 [[ $(id -u) -eq 0 ]] || die "run as root (e.g. sudo ./install.sh)"
 
 # ---- packages ---------------------------------------------------------------------------
-# Build: gcc, libc6-dev, pkg-config, libseccomp-dev. Runtime: libseccomp2. Test fixture:
-# busybox-static.
-pkgs=(gcc libc6-dev pkg-config libseccomp-dev libseccomp2 busybox-static ca-certificates)
+# Build: gcc, libc6-dev, pkg-config, libseccomp-dev. Runtime: libseccomp2, nftables and
+# iproute2 (bridge networking). Test fixture: busybox-static.
+pkgs=(gcc libc6-dev pkg-config libseccomp-dev libseccomp2 nftables iproute2 busybox-static ca-certificates)
 if command -v dpkg-query >/dev/null; then
     missing=()
     for p in "${pkgs[@]}"; do

@@ -82,6 +82,10 @@ pub struct Networks {
     dns: Mutex<HashMap<String, dns::DnsServer>>,
     settings: BridgeSettings,
     me: std::sync::Weak<Networks>,
+    /// `init` brought the default network up. When it could not (no `nft`, no netlink),
+    /// containers asking for the default network get loopback only, with a warning,
+    /// rather than failing to start: `arca run hello-world` must work anywhere.
+    default_ready: std::sync::atomic::AtomicBool,
 }
 
 fn now() -> String {
@@ -129,6 +133,7 @@ impl Networks {
             dns: Mutex::new(HashMap::new()),
             settings,
             me: me.clone(),
+            default_ready: std::sync::atomic::AtomicBool::new(false),
         });
         n.ensure_predefined()?;
         Ok(n)
@@ -227,10 +232,20 @@ impl Networks {
             .ensure()
             .await
             .map_err(|e| ApiError::from_internal("cannot set up the firewall", &e))?;
+        let mut first_error = None;
         for rec in bridges {
-            self.bring_up(&rec).await?;
+            match self.bring_up(&rec).await {
+                Ok(()) if rec.builtin => self
+                    .default_ready
+                    .store(true, std::sync::atomic::Ordering::Relaxed),
+                Ok(()) => {}
+                Err(e) => {
+                    tracing::error!(network = %rec.name, error = %e.message, "cannot bring the network up");
+                    first_error.get_or_insert(e);
+                }
+            }
         }
-        Ok(())
+        first_error.map_or(Ok(()), Err)
     }
 
     async fn bring_up(&self, rec: &NetworkRecord) -> ApiResult<()> {
@@ -337,9 +352,24 @@ impl Networks {
         match mode {
             "host" | "none" => Ok(None),
             m if m.starts_with("container:") => Ok(None),
-            "" | "default" | "bridge" => {
+            "" | "default" => {
                 if self.settings.name.is_none() {
                     return Ok(None);
+                }
+                if !self
+                    .default_ready
+                    .load(std::sync::atomic::Ordering::Relaxed)
+                {
+                    tracing::warn!(
+                        "the default bridge network is not available: the container gets loopback only"
+                    );
+                    return Ok(None);
+                }
+                self.get("bridge").map(Some)
+            }
+            "bridge" => {
+                if self.settings.name.is_none() {
+                    return Err(ApiError::not_found("network bridge not found"));
                 }
                 self.get("bridge").map(Some)
             }
