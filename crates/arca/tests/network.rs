@@ -349,3 +349,48 @@ fn five_web_servers_on_8080_to_8084_with_docker_and_with_arca() {
         assert_ok(&d.docker(&rm), "rm");
     }
 }
+
+#[test]
+fn links_and_extra_hosts_go_into_etc_hosts() {
+    let d = Daemon::start_networked(&[]);
+    d.load_busybox();
+    assert_ok(
+        &d.docker(&["run", "-d", "--name", "db", "busybox", "sleep", "60"]),
+        "run db",
+    );
+    let ip = inspect(&d, "container", "db")["NetworkSettings"]["IPAddress"]
+        .as_str()
+        .expect("address")
+        .to_owned();
+    let out = d.docker(&[
+        "run",
+        "--rm",
+        "--link",
+        "db:database",
+        "--add-host",
+        "gw:host-gateway",
+        "--add-host",
+        "example.test:192.0.2.7",
+        "busybox",
+        "cat",
+        "/etc/hosts",
+    ]);
+    assert_ok(&out, "run with --link");
+    let hosts = stdout(&out);
+    assert!(hosts.contains(&format!("{ip}\tdatabase db ")), "{hosts}");
+    assert!(hosts.contains("192.0.2.7\texample.test\n"), "{hosts}");
+    let gw = inspect(&d, "network", "bridge")["IPAM"]["Config"][0]["Gateway"]
+        .as_str()
+        .expect("gateway")
+        .to_owned();
+    assert!(hosts.contains(&format!("{gw}\tgw\n")), "{hosts}");
+    // A link to a container that is not running is refused.
+    assert_ok(&d.docker(&["stop", "-t", "1", "db"]), "stop db");
+    let out = d.docker(&["run", "--rm", "--link", "db:database", "busybox", "true"]);
+    assert!(!out.status.success());
+    assert!(
+        stderr(&out).contains("cannot link to a non running container"),
+        "{}",
+        stderr(&out)
+    );
+}

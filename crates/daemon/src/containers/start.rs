@@ -101,6 +101,43 @@ fn requested_capabilities(h: &arca_api::docker::HostConfig) -> ApiResult<Vec<Str
 }
 
 impl Containers {
+    /// Docker's legacy links (`--link name[:alias]`): the linked container must run; its
+    /// address on a network both share (the default bridge for classic links) goes into
+    /// `/etc/hosts` under the alias, its name and its short ID.
+    fn links_of(&self, rec: &ContainerRecord) -> ApiResult<Vec<(std::net::Ipv4Addr, String)>> {
+        let mut out = Vec::new();
+        for link in rec.host_config.links.iter().flatten() {
+            let (name, alias) = match link.split_once(':') {
+                Some((n, a)) => (n.trim_start_matches('/'), a.rsplit('/').next().unwrap_or(a)),
+                None => (link.trim_start_matches('/'), link.trim_start_matches('/')),
+            };
+            let other = self.get(name).map_err(|_| {
+                ApiError::invalid(format!(
+                    "could not get container for {name}: No such container: {name}"
+                ))
+            })?;
+            if !other.status().is_running() {
+                return Err(ApiError::invalid(format!(
+                    "cannot link to a non running container: /{} AS /{}/{alias}",
+                    other.snapshot().name,
+                    rec.name
+                )));
+            }
+            let joined = self.networks.endpoints_of(other.id.as_str());
+            let Some((_, ep)) = joined.values().next() else {
+                continue;
+            };
+            let oname = other.snapshot().name;
+            let mut names = vec![alias.to_owned()];
+            if oname != alias {
+                names.push(oname);
+            }
+            names.push(other.id.short().to_owned());
+            out.push((ep.ip, names.join(" ")));
+        }
+        Ok(out)
+    }
+
     fn network_for(
         &self,
         rec: &ContainerRecord,
@@ -304,7 +341,8 @@ impl Containers {
         let rec = rec.clone();
         let (store, paths) = (self.store.clone(), self.paths.clone());
         let (image_id, id) = (rec.image_id.clone(), rec.id.clone());
-        let etc = EtcFiles::of(&rec, attachment);
+        let mut etc = EtcFiles::of(&rec, attachment);
+        etc.links = self.links_of(&rec)?;
         let lower = tokio::task::spawn_blocking(move || -> ApiResult<_> {
             let lower = store.lower_dirs(&image_id)?;
             wait_for_previous_shim(&paths, &id);
@@ -526,6 +564,8 @@ struct EtcFiles {
     ip: Option<std::net::Ipv4Addr>,
     /// `--add-host` entries (`name:ip`, `host-gateway` resolved).
     extra_hosts: Vec<(String, String)>,
+    /// `--link name:alias`: (address, "alias name") lines, Docker's legacy links.
+    links: Vec<(std::net::Ipv4Addr, String)>,
     /// A nameserver replacing the host's (the embedded DNS of a user network).
     dns_server: Option<std::net::Ipv4Addr>,
     dns: Vec<String>,
@@ -559,6 +599,7 @@ impl EtcFiles {
             dns: h.dns.clone().unwrap_or_default(),
             dns_search: h.dns_search.clone().unwrap_or_default(),
             dns_options: h.dns_options.clone().unwrap_or_default(),
+            links: Vec::new(),
         }
     }
 
@@ -570,6 +611,9 @@ impl EtcFiles {
         );
         for (name, ip) in &self.extra_hosts {
             s.push_str(&format!("{ip}\t{name}\n"));
+        }
+        for (ip, names) in &self.links {
+            s.push_str(&format!("{ip}\t{names}\n"));
         }
         match self.ip {
             Some(ip) => s.push_str(&format!("{ip}\t{}\n", self.hostname)),
