@@ -394,3 +394,93 @@ fn links_and_extra_hosts_go_into_etc_hosts() {
         stderr(&out)
     );
 }
+
+#[test]
+fn bad_port_specs_and_fixed_addresses_are_checked_at_create() {
+    let d = Daemon::start_networked(&[]);
+    d.load_busybox();
+    for body in [
+        r#"{"Image":"busybox","HostConfig":{"PortBindings":{"80/tcp":[{"HostPort":"http"}]}}}"#,
+        r#"{"Image":"busybox","HostConfig":{"PortBindings":{"x/tcp":[{"HostPort":"8080"}]}}}"#,
+        r#"{"Image":"busybox","HostConfig":{"PortBindings":{"80/sctpx":[{}]}}}"#,
+        r#"{"Image":"busybox","HostConfig":{"NetworkMode":"nosuch"}}"#,
+    ] {
+        let (code, text) = common::http(
+            &d.socket,
+            "POST",
+            "/containers/create",
+            Some(("application/json", body.as_bytes())),
+        )
+        .expect("create");
+        assert_eq!(code, 400, "{body}: {text}");
+    }
+    let subnet = test_subnet(3);
+    assert_ok(
+        &d.docker(&["network", "create", "--subnet", &subnet, "fixed"]),
+        "create",
+    );
+    let want = subnet.replace(".0/24", ".77");
+    let out = d.docker(&[
+        "run",
+        "--rm",
+        "--network",
+        "fixed",
+        "--ip",
+        &want,
+        "busybox",
+        "ip",
+        "-4",
+        "-o",
+        "addr",
+        "show",
+        "eth0",
+    ]);
+    assert_ok(&out, "run --ip");
+    assert!(
+        stdout(&out).contains(&format!("inet {want}/24")),
+        "{}",
+        stdout(&out)
+    );
+    // An address outside the subnet is refused.
+    let out = d.docker(&[
+        "run",
+        "--rm",
+        "--network",
+        "fixed",
+        "--ip",
+        "192.0.2.9",
+        "busybox",
+        "true",
+    ]);
+    assert!(!out.status.success());
+    assert!(stderr(&out).contains("192.0.2.9"), "{}", stderr(&out));
+    // An internal network reaches its own containers but not the host's other side.
+    let internal = test_subnet(4);
+    assert_ok(
+        &d.docker(&[
+            "network",
+            "create",
+            "--internal",
+            "--subnet",
+            &internal,
+            "private",
+        ]),
+        "create --internal",
+    );
+    let out = d.docker(&[
+        "run",
+        "--rm",
+        "--network",
+        "private",
+        "busybox",
+        "ip",
+        "route",
+    ]);
+    assert_ok(&out, "ip route");
+    assert!(
+        !stdout(&out).contains("default"),
+        "an internal network has no default route: {}",
+        stdout(&out)
+    );
+    assert_ok(&d.docker(&["network", "rm", "fixed", "private"]), "rm");
+}

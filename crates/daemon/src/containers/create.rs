@@ -39,6 +39,7 @@ impl Containers {
         ));
         validate_host_config(&host_config)?;
         validate_config(&body)?;
+        crate::networks::check_ports(&host_config, body.exposed_ports.as_ref())?;
         let endpoints_config: std::collections::BTreeMap<_, _> = body
             .networking_config
             .as_ref()

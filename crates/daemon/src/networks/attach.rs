@@ -112,9 +112,28 @@ struct Wish {
 
 /// The bindings a container asks for: `PortBindings`, and with `PublishAllPorts` every
 /// exposed port not bound explicitly, on a random host port.
+/// Checks a create request's published and exposed ports (Docker refuses bad ones at
+/// create with a 400).
+pub fn check_ports(
+    host_config: &docker::HostConfig,
+    exposed: Option<&Vec<String>>,
+) -> ApiResult<()> {
+    for key in exposed.into_iter().flatten() {
+        parse_port(key)?;
+    }
+    wishes_of(host_config, exposed).map(drop)
+}
+
 fn wishes(rec: &ContainerRecord) -> ApiResult<Vec<Wish>> {
+    wishes_of(&rec.host_config, rec.config.exposed_ports.as_ref())
+}
+
+fn wishes_of(
+    host_config: &docker::HostConfig,
+    exposed_ports: Option<&Vec<String>>,
+) -> ApiResult<Vec<Wish>> {
     let mut out = Vec::new();
-    let bindings = rec.host_config.port_bindings.clone().unwrap_or_default();
+    let bindings = host_config.port_bindings.clone().unwrap_or_default();
     let mut keys: Vec<&String> = bindings.keys().collect();
     keys.sort();
     for key in keys {
@@ -142,8 +161,8 @@ fn wishes(rec: &ContainerRecord) -> ApiResult<Vec<Wish>> {
             });
         }
     }
-    if rec.host_config.publish_all_ports.unwrap_or(false) {
-        let mut exposed: Vec<String> = rec.config.exposed_ports.clone().unwrap_or_default();
+    if host_config.publish_all_ports.unwrap_or(false) {
+        let mut exposed: Vec<String> = exposed_ports.cloned().unwrap_or_default();
         exposed.sort();
         for key in exposed {
             if bindings.contains_key(&key) {

@@ -20,7 +20,7 @@ mod attach;
 mod dns;
 pub mod record;
 
-pub use attach::Attachment;
+pub use attach::{Attachment, check_ports};
 
 use std::collections::{BTreeMap, HashMap};
 use std::net::Ipv4Addr;
