@@ -124,8 +124,9 @@ impl Containers {
                 if life.removed || life.status != ContainerStatus::Restarting {
                     return; // stopped or removed while waiting
                 }
+                // Still `restarting` until the start makes it `running`: a client polling
+                // for "exited" must not see the new count with the old run's exit code.
                 if let Err(e) = c.update(&this.paths, |r| {
-                    r.state.status = ContainerStatus::Exited;
                     r.restart_count += 1;
                 }) {
                     tracing::warn!(id = %c.id, error = %e, "restart count not saved");

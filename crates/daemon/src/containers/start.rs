@@ -311,13 +311,17 @@ impl Containers {
             return Err(ApiError::not_found(format!("No such container: {}", c.id)));
         }
         let rec = c.snapshot();
-        if rec.state.status.is_running() {
+        // A restart by the policy starts a container that is still `restarting`.
+        let by_policy = !manual && rec.state.status == ContainerStatus::Restarting;
+        if rec.state.status.is_running() && !by_policy {
             return Err(ApiError::not_modified());
         }
-        rec.state
-            .status
-            .can_start()
-            .map_err(|e| ApiError::conflict(e.to_string()))?;
+        if !by_policy {
+            rec.state
+                .status
+                .can_start()
+                .map_err(|e| ApiError::conflict(e.to_string()))?;
+        }
         // One trip to the blocking pool: the image's layers (its record only), the previous
         // shim gone, the container's /etc files.
         let attachment = self.networks.attach(&rec).await?;
