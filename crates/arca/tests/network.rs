@@ -69,7 +69,17 @@ fn wait_for_page(addr: &str, text: &str) {
 /// `GET /` of `ip`:80 from a container on `network` (busybox `nc`: the fixture's static
 /// glibc `wget` crashes in NSS once the image has an `/etc/nsswitch.conf`).
 fn fetch(d: &Daemon, network: &str, ip: &str, timeout: u32) -> std::process::Output {
-    let script = format!("printf 'GET / HTTP/1.0\\r\\n\\r\\n' | nc -w {timeout} {ip} 80");
+    fetch_port(d, network, ip, 80, timeout)
+}
+
+fn fetch_port(
+    d: &Daemon,
+    network: &str,
+    ip: &str,
+    port: u16,
+    timeout: u32,
+) -> std::process::Output {
+    let script = format!("printf 'GET / HTTP/1.0\\r\\n\\r\\n' | nc -w {timeout} {ip} {port}");
     d.docker(&[
         "run",
         "--rm",
@@ -110,6 +120,15 @@ fn a_published_port_serves_a_bind_mounted_folder_and_is_released_at_stop() {
     assert!(ns["SandboxKey"].as_str().is_some_and(|k| !k.is_empty()));
     // The container's own address serves too (the host routes to the bridge).
     wait_for_page(&format!("{ip}:80"), "hello from arca");
+    // Another container reaches the published port on a host address (the bridge's
+    // gateway): DNAT of the host's non-loopback addresses, and hairpin back into the bridge.
+    let gw = ns["Gateway"].as_str().expect("gateway").to_owned();
+    let out = fetch_port(&d, "bridge", &gw, port, 5);
+    assert!(stdout(&out).contains("hello from arca"), "{}", stdout(&out));
+    // And the container itself, through its own published port (hairpin).
+    let script = format!("printf 'GET / HTTP/1.0\\r\\n\\r\\n' | nc -w 5 {gw} {port}");
+    let out = d.docker(&["exec", "web", "sh", "-c", &script]);
+    assert!(stdout(&out).contains("hello from arca"), "{}", stdout(&out));
     let ports = d.docker(&["port", "web"]);
     assert_ok(&ports, "docker port");
     assert!(
