@@ -1,11 +1,14 @@
 # shellcheck shell=bash
 # Shared by the bench/ scripts (source it; needs bash). Starts arcad and Debian's dockerd
 # (with a containerd of its own) privately under one temp dir and stops everything it
-# started, by PID, on exit. Nothing on the host is reused or changed: no bridge, no
-# iptables, no ip_forward change.
+# started, by PID, on exit. By default nothing on the host is reused or changed: no bridge,
+# no firewall rule, no ip_forward change (arcad runs with `--bridge none`, dockerd with
+# `--bridge none --iptables=false ...`).
 #
-# The caller sets BENCH (its name, for messages) and may set DOCKERD_CONFIG (daemon.json
-# content, default '{}') before calling engines_init.
+# The caller sets BENCH (its name, for messages) and may set, before calling engines_init:
+# DOCKERD_CONFIG (daemon.json content, default '{}'); arcad_net_args and dockerd_net_args
+# (arrays replacing those network defaults: bench/network.sh, which then undoes what the
+# engines change on the host, in bench_after_stop_hook).
 
 log() { echo "== $*" >&2; }
 die() { echo "${BENCH:-bench}: $*" >&2; exit 1; }
@@ -19,8 +22,13 @@ created_cgroups=()
 # when empty).
 host_paths=(/etc/docker/key.json /etc/docker /run/docker/plugins /run/docker /run/containerd/s /run/containerd)
 created_host_paths=()
-# Extra cleanup the caller registers (a function name), run before the engines stop.
+# Extra cleanup the caller registers (a function name), run before the engines stop, and
+# one run after they (and every process started against the temp dir) have stopped.
 bench_cleanup_hook=""
+bench_after_stop_hook=""
+# Network settings of the engines (see the top of this file).
+declare -p arcad_net_args >/dev/null 2>&1 || arcad_net_args=(--bridge none)
+declare -p dockerd_net_args >/dev/null 2>&1 || dockerd_net_args=(--bridge none --iptables=false --ip6tables=false --ip-forward=false --ip-masq=false)
 
 stop_pid() { # stop_pid NAME PID TIMEOUT_SECONDS: SIGTERM, wait (bounded), then SIGKILL
     local name="$1" pid="$2" timeout="$3" i
@@ -61,6 +69,7 @@ engines_cleanup() {
         [[ "$pid" == "$$" || "$pid" == "$BASHPID" ]] && continue
         stop_pid "leftover process" "$pid" 5
     done
+    [[ -n "$bench_after_stop_hook" ]] && "$bench_after_stop_hook"
     # Unmount everything under the temp dir, deepest first.
     for _ in 1 2 3; do
         mnts="$(awk -v t="$tmp" '{ m = $5; gsub(/\\040/, " ", m); if (m == t || index(m, t "/") == 1) print m }' \
@@ -127,7 +136,7 @@ start_arcad() {
     arca=("$rel/arca" -H "unix://$arca_sock")
     log "starting arcad on unix://$arca_sock"
     "$rel/arcad" --host "unix://$arca_sock" --root "${arca_root:-$tmp/arca-root}" \
-        --exec-root "${arca_exec_root:-$tmp/arca-run}" \
+        --exec-root "${arca_exec_root:-$tmp/arca-run}" "${arcad_net_args[@]}" \
         >>"$tmp/arcad.log" 2>&1 &
     arcad_pid=$!
     local i
@@ -173,8 +182,7 @@ start_dockerd() {
     dockerd -H "unix://$docker_sock" --config-file "$tmp/daemon.json" \
         --containerd "$tmp/containerd.sock" \
         --data-root "${docker_data:-$tmp/docker-data}" --exec-root "$tmp/docker-exec" --pidfile "$tmp/docker.pid" \
-        --bridge none --iptables=false --ip6tables=false --ip-forward=false --ip-masq=false \
-        --log-level warn >>"$tmp/dockerd.log" 2>&1 &
+        "${dockerd_net_args[@]}" --log-level warn >>"$tmp/dockerd.log" 2>&1 &
     dockerd_pid=$!
     export DOCKER_CONFIG="$tmp/docker-cli-config"
     dk=("$docker_cli" -H "unix://$docker_sock")
