@@ -503,3 +503,43 @@ fn bad_port_specs_and_fixed_addresses_are_checked_at_create() {
     );
     assert_ok(&d.docker(&["network", "rm", "fixed", "private"]), "rm");
 }
+
+#[test]
+fn a_restart_policy_brings_a_container_back_with_its_ports_after_arcad_was_down() {
+    let mut d = Daemon::start_networked(&[]);
+    d.load_busybox();
+    let dir = www("back again\n");
+    let port = free_port();
+    serve(
+        &d,
+        "docker",
+        "web",
+        port,
+        dir.path(),
+        &["--restart", "always"],
+    );
+    let addr = format!("127.0.0.1:{port}");
+    wait_for_page(&addr, "back again");
+    let pid = inspect(&d, "container", "web")["State"]["Pid"]
+        .as_i64()
+        .expect("pid");
+    d.stop();
+    // The container dies while arcad is away: its endpoint is stale when arcad returns,
+    // and the policy starts it again on the network.
+    let _ = std::process::Command::new("kill")
+        .args(["-9", &pid.to_string()])
+        .status();
+    poll_until("the container to die", Duration::from_secs(10), || {
+        !std::path::Path::new(&format!("/proc/{pid}")).exists()
+    });
+    d.spawn();
+    wait_for_page(&addr, "back again");
+    let c = inspect(&d, "container", "web");
+    assert_eq!(c["State"]["Running"], true);
+    let net = inspect(&d, "network", "bridge");
+    assert_eq!(
+        net["Containers"].as_object().map(|m| m.len()),
+        Some(1),
+        "one endpoint, the new one: {net}"
+    );
+}

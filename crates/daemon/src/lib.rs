@@ -215,10 +215,6 @@ pub async fn run(config: DaemonConfig) -> Result<(), DaemonError> {
             path: paths.containers_dir(),
             source,
         })?;
-    let c = containers.clone();
-    networks
-        .recover(move |id| c.get(id).is_ok_and(|c| c.status().is_running()))
-        .await;
     tracing::info!(containers = n, "state recovered");
 
     let listener = UnixListener::bind(&socket).map_err(|source| DaemonError::Listen {

@@ -381,12 +381,17 @@ fn ensure_script(t: &str) -> String {
          add chain ip {t} prerouting {{ type nat hook prerouting priority dstnat; policy accept; }}\n\
          add chain ip {t} output {{ type nat hook output priority -100; policy accept; }}\n\
          add chain ip {t} postrouting {{ type nat hook postrouting priority srcnat; policy accept; }}\n\
-         add chain ip {t} forward {{ type filter hook forward priority filter; policy accept; }}\n"
+         add chain ip {t} forward {{ type filter hook forward priority filter; policy accept; }}\n\
+         add chain ip {t} guard {{ type filter hook prerouting priority raw; policy accept; }}\n"
     );
-    for chain in ["prerouting", "output", "postrouting", "forward"] {
+    for chain in ["prerouting", "output", "postrouting", "forward", "guard"] {
         s.push_str(&format!("flush chain ip {t} {chain}\n"));
     }
-    let rules: [(&str, &str); 14] = [
+    let rules: [(&str, &str); 15] = [
+        // route_localnet on arca bridges lets 127.0.0.1 be DNAT'd into them; it would also
+        // let a container (CAP_NET_RAW) send to the host's loopback-only services through
+        // the gateway's MAC (CVE-2020-8558). Nothing from a bridge may be for 127/8.
+        ("guard", "iifname @bridges ip daddr 127.0.0.0/8 drop"),
         // Published on one address, then on every local address.
         (
             "prerouting",
@@ -571,6 +576,10 @@ mod tests {
     #[test]
     fn ensure_relays_base_chain_rules_without_touching_elements() {
         let script = ensure_script("arca");
+        assert!(
+            script.contains("add rule ip arca guard iifname @bridges ip daddr 127.0.0.0/8 drop\n"),
+            "containers must not reach the host's loopback through route_localnet"
+        );
         assert!(script.contains("flush chain ip arca forward\n"));
         assert!(!script.contains("flush set"));
         assert!(!script.contains("flush map"));

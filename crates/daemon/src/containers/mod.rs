@@ -376,6 +376,10 @@ impl Containers {
         }
         self.forget(c);
         self.execs.forget_container(&c.id);
+        // Anything a failed start left on a network (normally released at exit).
+        if !self.networks.endpoints_of(c.id.as_str()).is_empty() {
+            self.networks.detach(c.id.as_str()).await;
+        }
         let run = self.paths.run_dir(&c.id);
         tokio::task::spawn_blocking(move || {
             let _ = std::fs::remove_dir_all(run);

@@ -23,6 +23,7 @@ impl Containers {
         let dir = self.paths.containers_dir();
         std::fs::create_dir_all(&dir)?;
         let mut n = 0;
+        let mut restarts = Vec::new();
         for entry in std::fs::read_dir(&dir)? {
             let entry = entry?;
             let name = entry.file_name().to_string_lossy().into_owned();
@@ -84,14 +85,24 @@ impl Containers {
             }
             self.end_stray_shim(&c).await;
             if restart {
-                // `always`, and `unless-stopped` not stopped by a user, come back with arcad.
-                let this = self.clone();
-                tokio::spawn(async move {
-                    if let Err(e) = this.start_keeping_count(&c).await {
-                        tracing::error!(id = %c.id, error = %e, "cannot restart container");
-                    }
-                });
+                restarts.push(c);
             }
+        }
+        // Networks first: endpoints of containers that stopped while arcad was down are
+        // released, the running ones' ports held again, the table restored to the live set.
+        // Only then do restarts begin (each makes endpoints and rules of its own).
+        let this = self.clone();
+        self.networks
+            .recover(move |id| this.get(id).is_ok_and(|c| c.status().is_running()))
+            .await;
+        for c in restarts {
+            // `always`, and `unless-stopped` not stopped by a user, come back with arcad.
+            let this = self.clone();
+            tokio::spawn(async move {
+                if let Err(e) = this.start_keeping_count(&c).await {
+                    tracing::error!(id = %c.id, error = %e, "cannot restart container");
+                }
+            });
         }
         Ok(n)
     }

@@ -124,7 +124,8 @@ impl Containers {
                 )));
             }
             let joined = self.networks.endpoints_of(other.id.as_str());
-            let Some((_, ep)) = joined.values().next() else {
+            // Classic links live on the default bridge; else any network it is on.
+            let Some((_, ep)) = joined.get("bridge").or_else(|| joined.values().next()) else {
                 continue;
             };
             let oname = other.snapshot().name;
@@ -324,12 +325,36 @@ impl Containers {
         }
         // One trip to the blocking pool: the image's layers (its record only), the previous
         // shim gone, the container's /etc files.
-        let attachment = self.networks.attach(&rec).await?;
-        let result = self
-            .start_attached(c, &rec, attachment.as_ref(), manual, began)
-            .await;
-        if result.is_err() && attachment.is_some() && !c.status().is_running() {
-            self.networks.detach(rec.id.as_str()).await;
+        let result = match self.networks.attach(&rec).await {
+            Ok(attachment) => {
+                let r = self
+                    .start_attached(c, &rec, attachment.as_ref(), manual, began)
+                    .await;
+                let up = matches!(
+                    c.status(),
+                    ContainerStatus::Running | ContainerStatus::Paused
+                );
+                if r.is_err() && attachment.is_some() && !up {
+                    self.networks.detach(rec.id.as_str()).await;
+                }
+                r
+            }
+            Err(e) => Err(e),
+        };
+        if result.is_err() && by_policy && c.status() == ContainerStatus::Restarting {
+            // A policy start that failed before the shim ran leaves the container exited,
+            // not `restarting` for ever.
+            let message = result
+                .as_ref()
+                .err()
+                .map(|e| e.message.clone())
+                .unwrap_or_default();
+            c.update(&self.paths, |r| {
+                r.state.status = ContainerStatus::Exited;
+                r.state.error = message;
+            })
+            .inspect_err(|_| tracing::warn!(id = %c.id, "container record not saved"))
+            .ok();
         }
         result
     }

@@ -194,6 +194,20 @@ impl Networks {
     pub async fn attach(&self, rec: &ContainerRecord) -> ApiResult<Option<Attachment>> {
         let nets = wanted(self, rec)?;
         if nets.is_empty() {
+            let mode = rec.host_config.network_mode.as_deref().unwrap_or("default");
+            let publishes = rec
+                .host_config
+                .port_bindings
+                .as_ref()
+                .is_some_and(|b| !b.is_empty())
+                || rec.host_config.publish_all_ports.unwrap_or(false);
+            if matches!(mode, "" | "default") && self.default_unavailable() && publishes {
+                // Loopback only would drop the ports silently.
+                return Err(ApiError::new(
+                    arca_model::ErrorKind::Unavailable,
+                    "cannot publish ports: the default bridge network is not available (see arcad's log)",
+                ));
+            }
             return Ok(None);
         }
         let cid = rec.id.to_string();
@@ -339,9 +353,22 @@ impl Networks {
             // port it came in on (br_netfilter hosts).
             hairpin: true,
         };
-        self.netlink().await?.attach(&req).await.map_err(|e| {
-            ApiError::from_internal("cannot connect the container to its network", &e)
-        })?;
+        let attached = match self.netlink().await {
+            Ok(nl) => nl.attach(&req).await.map_err(|e| {
+                ApiError::from_internal("cannot connect the container to its network", &e)
+            }),
+            Err(e) => Err(e),
+        };
+        if let Err(e) = attached {
+            // No veth: the recorded endpoint and its address go too.
+            let _ = self.update(&net.id, |r| {
+                r.endpoints.remove(cid);
+                if let Some(pool) = r.pool.as_mut() {
+                    pool.release(ip);
+                }
+            });
+            return Err(e);
+        }
         let ep = updated
             .endpoints
             .get(cid)
@@ -412,6 +439,7 @@ impl Networks {
                 e.ports = published.clone();
             }
         })?;
+        let _order = self.fw_order.lock().await;
         self.firewall
             .publish(&rules)
             .await
@@ -467,14 +495,19 @@ impl Networks {
         // stale rules, which `recover` drops (the table is restored to the live set).
         let (fw, nl) = (self.firewall.clone(), self.netlink().await.ok().cloned());
         let cid = cid.to_owned();
+        // Taken now, so a publish asked for after this exit waits for these deletions.
+        let order = self.fw_order.clone().lock_owned().await;
         tokio::spawn(async move {
             for (net, ep) in &joined {
-                if !ep.ports.is_empty()
-                    && let Err(e) = fw.unpublish(&rules_of(ep)).await
-                {
-                    tracing::warn!(container = %cid, network = %net.name, error = %e, "unpublishing failed");
+                // One transaction per port: a port already moved to another container must
+                // not keep the others from being removed.
+                for rule in rules_of(ep) {
+                    if let Err(e) = fw.unpublish(std::slice::from_ref(&rule)).await {
+                        tracing::warn!(container = %cid, network = %net.name, port = rule.host_port, error = %e, "unpublishing failed");
+                    }
                 }
             }
+            drop(order);
             tokio::time::sleep(VETH_SWEEP_DELAY).await;
             for (net, ep) in &joined {
                 if let Some(nl) = &nl
@@ -518,6 +551,7 @@ impl Networks {
             return Ok(());
         };
         if !ep.ports.is_empty() {
+            let _order = self.fw_order.lock().await;
             self.firewall
                 .unpublish(&rules_of(&ep))
                 .await

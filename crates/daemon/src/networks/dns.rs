@@ -25,6 +25,9 @@ pub type Lookup = Arc<dyn Fn(&str) -> Option<Ipv4Addr> + Send + Sync>;
 const UPSTREAM_TIMEOUT: Duration = Duration::from_secs(5);
 /// Answers carry this TTL: containers come and go.
 const TTL: u32 = 600;
+/// Forwarded queries in flight at once (each holds a socket for up to 5 s): beyond it,
+/// SERVFAIL, so a container flooding unknown names cannot exhaust arcad's descriptors.
+const MAX_FORWARDS: usize = 64;
 
 /// A running server; dropping it stops it.
 pub struct DnsServer {
@@ -38,26 +41,40 @@ impl Drop for DnsServer {
 }
 
 impl DnsServer {
-    /// Serves on `addr` (gateway:53), answering from `lookup`, forwarding to `upstream`.
+    /// Serves on `addr` (gateway:53) the clients `allowed` accepts (the network's own
+    /// subnet: other networks must not learn its names), answering from `lookup`,
+    /// forwarding to `upstream`.
     pub async fn start(
         addr: SocketAddr,
         lookup: Lookup,
         upstream: Vec<SocketAddr>,
+        allowed: impl Fn(std::net::IpAddr) -> bool + Send + Sync + 'static,
     ) -> std::io::Result<DnsServer> {
         let socket = Arc::new(UdpSocket::bind(addr).await?);
+        let forwards = Arc::new(tokio::sync::Semaphore::new(MAX_FORWARDS));
         let task = tokio::spawn(async move {
             let mut buf = vec![0u8; 4096];
             loop {
                 let Ok((n, from)) = socket.recv_from(&mut buf).await else {
                     continue;
                 };
+                if !allowed(from.ip()) {
+                    continue;
+                }
                 let query = buf[..n].to_vec();
                 if let Some(reply) = answer(&query, &*lookup) {
                     let _ = socket.send_to(&reply, from).await;
                     continue;
                 }
+                let Ok(permit) = forwards.clone().try_acquire_owned() else {
+                    if let Some(fail) = servfail(&query) {
+                        let _ = socket.send_to(&fail, from).await;
+                    }
+                    continue;
+                };
                 let (socket, upstream) = (socket.clone(), upstream.clone());
                 tokio::spawn(async move {
+                    let _permit = permit;
                     if let Some(reply) = forward(&query, &upstream).await {
                         let _ = socket.send_to(&reply, from).await;
                     } else if let Some(fail) = servfail(&query) {
@@ -229,7 +246,7 @@ mod tests {
         let sock = UdpSocket::bind("127.0.0.1:0").await.expect("bind");
         let addr = sock.local_addr().expect("addr");
         drop(sock);
-        let _server = DnsServer::start(addr, Arc::new(lookup), Vec::new())
+        let _server = DnsServer::start(addr, Arc::new(lookup), Vec::new(), |_| true)
             .await
             .expect("server");
         let client = UdpSocket::bind("127.0.0.1:0").await.expect("client");

@@ -78,6 +78,9 @@ pub struct Networks {
     firewall: Firewall,
     /// Host ports held for running containers, by container ID.
     reservations: Mutex<HashMap<String, Vec<Reservation>>>,
+    /// Published-port rule changes in the order they were asked for: a background
+    /// unpublish must not land after a newer publish of the same port.
+    fw_order: Arc<tokio::sync::Mutex<()>>,
     /// The embedded DNS servers of user networks, by network ID.
     dns: Mutex<HashMap<String, dns::DnsServer>>,
     settings: BridgeSettings,
@@ -130,6 +133,7 @@ impl Networks {
             netlink: tokio::sync::OnceCell::new(),
             firewall,
             reservations: Mutex::new(HashMap::new()),
+            fw_order: Arc::new(tokio::sync::Mutex::new(())),
             dns: Mutex::new(HashMap::new()),
             settings,
             me: me.clone(),
@@ -288,7 +292,12 @@ impl Networks {
         let lookup: dns::Lookup =
             std::sync::Arc::new(move |name: &str| me.upgrade()?.lookup(&id, name));
         let addr = std::net::SocketAddr::from((gateway, 53));
-        match dns::DnsServer::start(addr, lookup, dns::host_resolvers()).await {
+        let subnet = rec.pool.as_ref().map(|p| p.subnet);
+        let allowed = move |ip: std::net::IpAddr| match (ip, subnet) {
+            (std::net::IpAddr::V4(v4), Some(s)) => s.contains(v4),
+            _ => false,
+        };
+        match dns::DnsServer::start(addr, lookup, dns::host_resolvers(), allowed).await {
             Ok(server) => {
                 self.dns
                     .lock()
@@ -299,6 +308,14 @@ impl Networks {
                 tracing::warn!(network = %rec.name, %addr, error = %e, "no embedded DNS for this network")
             }
         }
+    }
+
+    /// A default bridge is configured but could not be brought up.
+    pub(crate) fn default_unavailable(&self) -> bool {
+        self.settings.name.is_some()
+            && !self
+                .default_ready
+                .load(std::sync::atomic::Ordering::Relaxed)
     }
 
     /// Whether network `id` has its DNS server running.
