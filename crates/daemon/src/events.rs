@@ -144,6 +144,17 @@ impl Event {
         Self::new("network", action.to_owned(), actor)
     }
 
+    /// A volume event: attribute `driver`.
+    pub fn volume(name: &str, action: &str) -> Self {
+        let mut attributes = BTreeMap::new();
+        attributes.insert("driver".into(), "local".into());
+        let actor = Actor {
+            id: name.to_owned(),
+            attributes,
+        };
+        Self::new("volume", action.to_owned(), actor)
+    }
+
     /// Adds (or replaces) an attribute.
     pub fn add_attribute(&mut self, key: &str, value: &str) {
         self.actor

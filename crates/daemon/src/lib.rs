@@ -13,6 +13,7 @@ pub mod networks;
 pub mod paths;
 pub mod query;
 pub mod shim;
+pub mod volumes;
 
 use std::os::unix::fs::PermissionsExt;
 use std::path::PathBuf;

@@ -107,6 +107,7 @@ pub async fn inspect(State(st): State<AppState>, Path(id): Path<String>) -> ApiR
     let mut v = serde_json::to_value(view::inspect(&rec, &st.containers.paths))
         .map_err(|e| ApiError::internal(format!("cannot render the container: {e}")))?;
     v["NetworkSettings"] = view::network_settings(&rec, &nets.endpoints_of(rec.id.as_str()), nets);
+    v["Mounts"] = view::mounts(&rec, &st.containers.volumes);
     Ok(json_response(StatusCode::OK, &v))
 }
 

@@ -1,6 +1,6 @@
-//! `HostConfig.Binds` (`-v /host/path:/container/path[:ro]`): host directories and files
-//! bind-mounted into the container, as Docker's `-v` does (a missing host directory is
-//! created at start). Named volumes (`-v name:/path`) are issue 6: refused clearly here.
+//! `HostConfig.Binds`: `-v /host/path:/container/path[:ro]` (host directories and files
+//! bind-mounted into the container; a missing host directory is created at start, as
+//! Docker's `-v` does) and `-v name:/path` (a named volume, created when missing).
 
 use std::path::PathBuf;
 
@@ -8,10 +8,17 @@ use arca_api::shim::MountConfig;
 
 use crate::error::{ApiError, ApiResult};
 
+/// Where a bind's data comes from.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Source {
+    Host(PathBuf),
+    Volume(String),
+}
+
 /// One parsed bind.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Bind {
-    pub source: PathBuf,
+    pub source: Source,
     pub destination: String,
     pub readonly: bool,
 }
@@ -42,12 +49,12 @@ pub fn parse(spec: &str) -> ApiResult<Bind> {
     if destination == "/" {
         return Err(invalid("invalid mount config: destination can't be '/'"));
     }
-    if !source.starts_with('/') {
-        return Err(ApiError::new(
-            arca_model::ErrorKind::NotImplemented,
-            format!("named volumes are not supported yet: '{spec}'"),
-        ));
-    }
+    let source = if source.starts_with('/') {
+        Source::Host(PathBuf::from(source))
+    } else {
+        crate::volumes::check_name(source)?;
+        Source::Volume(source.to_owned())
+    };
     let mut readonly = false;
     for o in options.split(',').filter(|o| !o.is_empty()) {
         match o {
@@ -59,7 +66,7 @@ pub fn parse(spec: &str) -> ApiResult<Bind> {
         }
     }
     Ok(Bind {
-        source: PathBuf::from(source),
+        source,
         destination: destination.to_owned(),
         readonly,
     })
@@ -73,21 +80,46 @@ pub fn validate(binds: Option<&Vec<String>>) -> ApiResult<()> {
     Ok(())
 }
 
-/// The binds as shim mounts; missing host directories are created (Docker's `-v`).
-pub fn mounts(binds: Option<&Vec<String>>) -> ApiResult<Vec<MountConfig>> {
+/// The named volumes `binds` use.
+pub fn volumes_of(binds: Option<&Vec<String>>) -> Vec<String> {
+    binds
+        .into_iter()
+        .flatten()
+        .filter_map(|s| match parse(s).ok()?.source {
+            Source::Volume(v) => Some(v),
+            Source::Host(_) => None,
+        })
+        .collect()
+}
+
+/// The binds as shim mounts; missing host directories and volumes are created (Docker's
+/// `-v`).
+pub fn mounts(
+    binds: Option<&Vec<String>>,
+    volumes: &crate::volumes::Volumes,
+) -> ApiResult<Vec<MountConfig>> {
     let mut out = Vec::new();
     for spec in binds.into_iter().flatten() {
         let b = parse(spec)?;
-        if !b.source.exists() {
-            std::fs::create_dir_all(&b.source).map_err(|e| {
-                ApiError::invalid(format!(
-                    "error while creating mount source path '{}': {e}",
-                    b.source.display()
-                ))
-            })?;
-        }
+        let source = match b.source {
+            Source::Host(path) => {
+                if !path.exists() {
+                    std::fs::create_dir_all(&path).map_err(|e| {
+                        ApiError::invalid(format!(
+                            "error while creating mount source path '{}': {e}",
+                            path.display()
+                        ))
+                    })?;
+                }
+                path
+            }
+            Source::Volume(name) => {
+                volumes.create(Some(&name), None, Default::default(), Default::default())?;
+                volumes.data_dir(&name)
+            }
+        };
         out.push(MountConfig {
-            source: b.source,
+            source,
             destination: b.destination,
             readonly: b.readonly,
         });
@@ -104,7 +136,7 @@ mod tests {
         assert_eq!(
             parse("/srv/www:/www:ro").expect("bind"),
             Bind {
-                source: "/srv/www".into(),
+                source: Source::Host("/srv/www".into()),
                 destination: "/www".into(),
                 readonly: true
             }
@@ -115,8 +147,9 @@ mod tests {
         assert!(parse("/a:/").is_err());
         assert!(parse("/a:/b:bogus").is_err());
         assert_eq!(
-            parse("data:/b").expect_err("named").kind,
-            arca_model::ErrorKind::NotImplemented
+            parse("data:/b").expect("named").source,
+            Source::Volume("data".into())
         );
+        assert!(parse("../x:/b").is_err());
     }
 }

@@ -185,6 +185,7 @@ pub struct Containers {
     unified_cgroup: bool,
     pub settings: Settings,
     pub networks: Arc<crate::networks::Networks>,
+    pub volumes: crate::volumes::Volumes,
 }
 
 impl Containers {
@@ -195,6 +196,7 @@ impl Containers {
         networks: Arc<crate::networks::Networks>,
     ) -> Arc<Self> {
         Arc::new(Self {
+            volumes: crate::volumes::Volumes::new(&paths.root),
             networks,
             table: Mutex::new(Table::default()),
             store,

@@ -249,7 +249,7 @@ impl Containers {
                 },
             ]
             .into_iter()
-            .chain(super::binds::mounts(h.binds.as_ref())?)
+            .chain(super::binds::mounts(h.binds.as_ref(), &self.volumes)?)
             .collect(),
             resources: super::limits::resources_of(h),
             cgroup_path: super::limits::cgroup_path(rec, &p.cgroup_parent),

@@ -1,0 +1,129 @@
+//! Named volumes and bind mounts through the real docker CLI (first slice of issue 6).
+
+mod common;
+
+use common::{Daemon, assert_ok, stderr, stdout};
+
+#[test]
+fn named_volumes_keep_data_between_containers_and_cannot_be_removed_in_use() {
+    let d = Daemon::start();
+    d.load_busybox();
+    let out = d.docker(&["volume", "create", "--label", "app=test", "data"]);
+    assert_ok(&out, "volume create");
+    assert_eq!(stdout(&out).trim(), "data");
+    let ls = d.docker(&["volume", "ls", "--format", "{{.Name}} {{.Driver}}"]);
+    assert_eq!(stdout(&ls).trim(), "data local");
+    let mp = d.docker(&[
+        "volume",
+        "inspect",
+        "-f",
+        "{{.Mountpoint}} {{.Labels.app}}",
+        "data",
+    ]);
+    assert_ok(&mp, "volume inspect");
+    let text = stdout(&mp);
+    assert!(
+        text.starts_with(&d.root.display().to_string()) && text.trim().ends_with(" test"),
+        "{text}"
+    );
+
+    let w = d.docker(&[
+        "run",
+        "--rm",
+        "-v",
+        "data:/data",
+        "busybox",
+        "sh",
+        "-c",
+        "echo kept > /data/f",
+    ]);
+    assert_ok(&w, "write into the volume");
+    let r = d.docker(&[
+        "run",
+        "--rm",
+        "-v",
+        "data:/data:ro",
+        "busybox",
+        "cat",
+        "/data/f",
+    ]);
+    assert_ok(&r, "read from the volume");
+    assert_eq!(stdout(&r), "kept\n");
+
+    assert_ok(
+        &d.docker(&[
+            "run",
+            "-d",
+            "--name",
+            "user",
+            "-v",
+            "data:/data",
+            "busybox",
+            "sleep",
+            "60",
+        ]),
+        "run user",
+    );
+    let mounts = d.docker(&[
+        "inspect",
+        "-f",
+        "{{range .Mounts}}{{.Type}} {{.Name}} {{.Destination}}{{end}}",
+        "user",
+    ]);
+    assert_eq!(stdout(&mounts).trim(), "volume data /data");
+    let rm = d.docker(&["volume", "rm", "data"]);
+    assert!(!rm.status.success());
+    assert!(stderr(&rm).contains("volume is in use"), "{}", stderr(&rm));
+    assert_ok(&d.docker(&["rm", "-f", "user"]), "rm user");
+    assert_ok(&d.docker(&["volume", "rm", "data"]), "volume rm");
+    let ls = d.docker(&["volume", "ls", "-q"]);
+    assert_eq!(stdout(&ls).trim(), "");
+
+    // `-v name:/path` creates a missing volume; prune --all removes unused ones.
+    assert_ok(
+        &d.docker(&["run", "--rm", "-v", "auto:/x", "busybox", "true"]),
+        "auto volume",
+    );
+    assert_eq!(stdout(&d.docker(&["volume", "ls", "-q"])).trim(), "auto");
+    let prune = d.docker(&["volume", "prune", "--all", "-f"]);
+    assert_ok(&prune, "volume prune");
+    assert!(stdout(&prune).contains("auto"), "{}", stdout(&prune));
+    assert_eq!(stdout(&d.docker(&["volume", "ls", "-q"])).trim(), "");
+}
+
+#[test]
+fn read_only_binds_stay_read_only_and_bad_specs_are_refused() {
+    let d = Daemon::start();
+    d.load_busybox();
+    let dir = tempfile::tempdir().expect("tempdir");
+    std::fs::write(dir.path().join("keep"), b"host\n").expect("write");
+    let spec = format!("{}:/ro:ro", dir.path().display());
+    let out = d.docker(&[
+        "run",
+        "--rm",
+        "-v",
+        &spec,
+        "busybox",
+        "sh",
+        "-c",
+        "cat /ro/keep; echo x > /ro/keep",
+    ]);
+    assert!(!out.status.success(), "wrote through a read-only bind");
+    assert_eq!(stdout(&out), "host\n");
+    assert_eq!(
+        std::fs::read(dir.path().join("keep")).expect("read"),
+        b"host\n"
+    );
+    // A missing host directory is created, as docker's -v does.
+    let missing = dir.path().join("new/dir");
+    let spec = format!("{}:/n", missing.display());
+    assert_ok(
+        &d.docker(&["run", "--rm", "-v", &spec, "busybox", "true"]),
+        "missing host dir",
+    );
+    assert!(missing.is_dir());
+    for bad in ["/a:relative", "/a:/", "bad$name:/x"] {
+        let out = d.docker(&["run", "--rm", "-v", bad, "busybox", "true"]);
+        assert!(!out.status.success(), "{bad} accepted");
+    }
+}
