@@ -127,3 +127,42 @@ fn read_only_binds_stay_read_only_and_bad_specs_are_refused() {
         assert!(!out.status.success(), "{bad} accepted");
     }
 }
+
+#[test]
+fn arca_volume_commands_print_like_docker() {
+    let d = Daemon::start();
+    d.load_busybox();
+    let out = d.arca(&["volume", "create", "--label", "k=v", "mine"]);
+    assert_ok(&out, "arca volume create");
+    assert_eq!(stdout(&out), "mine\n");
+    assert_ok(
+        &d.docker(&["volume", "create", "theirs"]),
+        "docker volume create",
+    );
+    for args in [
+        vec!["volume", "ls"],
+        vec!["volume", "ls", "-q"],
+        vec!["volume", "ls", "-f", "label=k=v"],
+        vec!["volume", "inspect", "mine"],
+    ] {
+        let (a, b) = (d.arca(&args), d.docker(&args));
+        assert_ok(&a, "arca");
+        assert_eq!(stdout(&a), stdout(&b), "{args:?}");
+    }
+    let out = d.arca(&["volume", "rm", "mine", "nosuch"]);
+    assert_eq!(out.status.code(), Some(1));
+    assert_eq!(stdout(&out), "mine\n");
+    assert!(stderr(&out).contains("no such volume"), "{}", stderr(&out));
+    let out = d.arca(&["volume", "prune", "-a", "-f"]);
+    assert_ok(&out, "arca volume prune");
+    assert!(
+        stdout(&out).starts_with("Deleted Volumes:\ntheirs\n"),
+        "{}",
+        stdout(&out)
+    );
+    assert!(
+        stdout(&out).contains("Total reclaimed space: "),
+        "{}",
+        stdout(&out)
+    );
+}

@@ -27,6 +27,7 @@ mod search;
 mod session;
 mod stats;
 mod template;
+mod volume;
 
 use clap::{Parser, Subcommand};
 
@@ -126,6 +127,8 @@ pub enum Command {
     Image(image_cmds::ImageArgs),
     /// Manage networks
     Network(network::NetworkArgs),
+    /// Manage volumes
+    Volume(volume::VolumeArgs),
     /// Manage arca
     System(image_cmds::SystemArgs),
     /// Show the arca version information
@@ -223,6 +226,7 @@ pub fn main() -> i32 {
             Command::Search(a) => search::search(&cli, a).await,
             Command::Image(a) => image_cmds::image(&cli, a).await,
             Command::Network(a) => network::network(&cli, a).await,
+            Command::Volume(a) => volume::volume(&cli, a).await,
             Command::System(a) => image_cmds::system(&cli, a).await,
             Command::Version => commands::version(&cli).await,
             Command::Info => commands::info(&cli).await,

@@ -17,6 +17,8 @@
 mod connect;
 mod create;
 mod inspect;
+
+pub(crate) use inspect::indent_json;
 mod ls;
 
 use std::collections::BTreeMap;
