@@ -231,11 +231,16 @@ pub struct ProcessConfig {
     pub rlimits: Vec<Rlimit>,
 }
 
+/// A mount of the container: a bind of `source`, or, with `tmpfs`, a tmpfs with those
+/// mount options (`source` unused).
 #[derive(Debug, Clone, Serialize, Deserialize)]
 pub struct MountConfig {
     pub source: PathBuf,
     pub destination: String,
     pub readonly: bool,
+    /// tmpfs mount options (`size=64m,mode=1777`); `None` = a bind mount.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub tmpfs: Option<String>,
 }
 
 /// Limits; `None` means unlimited / inherited.

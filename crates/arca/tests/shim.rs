@@ -534,6 +534,7 @@ fn bind_mounts_and_readonly_rootfs() {
         source: f.path("hosts"),
         destination: "/etc/hosts".into(),
         readonly: true,
+        tmpfs: None,
     }];
     let (out, err, status) = run(&cfg);
     assert_eq!(out, "127.0.0.1 localhost\n");

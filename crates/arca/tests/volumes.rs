@@ -166,3 +166,74 @@ fn arca_volume_commands_print_like_docker() {
         stdout(&out)
     );
 }
+
+#[test]
+fn mount_and_tmpfs_flags_work_with_docker_and_arca() {
+    let d = Daemon::start();
+    d.load_busybox();
+    let dir = tempfile::tempdir().expect("tempdir");
+    std::fs::write(dir.path().join("f"), b"bound\n").expect("write");
+    let bind = format!(
+        "type=bind,source={},target=/b,readonly",
+        dir.path().display()
+    );
+    for cli in ["docker", "arca"] {
+        let run = |args: &[&str]| {
+            if cli == "docker" {
+                d.docker(args)
+            } else {
+                d.arca(args)
+            }
+        };
+        let out = run(&["run", "--rm", "--mount", &bind, "busybox", "cat", "/b/f"]);
+        assert_ok(&out, &format!("{cli} --mount type=bind"));
+        assert_eq!(stdout(&out), "bound\n");
+        let out = run(&["run", "--rm", "--mount", &bind, "busybox", "touch", "/b/x"]);
+        assert!(
+            !out.status.success(),
+            "{cli}: wrote through a readonly --mount"
+        );
+        // A missing bind source is an error with --mount (not created, unlike -v).
+        let missing = format!("type=bind,source={}/nope,target=/b", dir.path().display());
+        let out = run(&["run", "--rm", "--mount", &missing, "busybox", "true"]);
+        assert!(!out.status.success());
+        assert!(
+            stderr(&out).contains("bind source path does not exist"),
+            "{}",
+            stderr(&out)
+        );
+        assert!(!dir.path().join("nope").exists());
+        // A volume by --mount, then a tmpfs with a size.
+        let vol = format!("type=volume,source=m{cli},target=/v");
+        let out = run(&[
+            "run",
+            "--rm",
+            "--mount",
+            &vol,
+            "busybox",
+            "sh",
+            "-c",
+            "echo v > /v/f && cat /v/f",
+        ]);
+        assert_ok(&out, "volume --mount");
+        let out = run(&[
+            "run",
+            "--rm",
+            "--tmpfs",
+            "/scratch:size=1m",
+            "busybox",
+            "sh",
+            "-c",
+            "grep ' /scratch ' /proc/mounts",
+        ]);
+        assert_ok(&out, "--tmpfs");
+        assert!(
+            stdout(&out).starts_with("tmpfs /scratch tmpfs "),
+            "{}",
+            stdout(&out)
+        );
+        assert!(stdout(&out).contains("size=1024k"), "{}", stdout(&out));
+    }
+    let ls = d.docker(&["volume", "ls", "-q"]);
+    assert_eq!(stdout(&ls), "marca\nmdocker\n");
+}

@@ -16,6 +16,12 @@ pub struct ContainerOpts {
     /// Bind mount a volume (HOST-DIR:CONTAINER-DIR[:OPTIONS])
     #[arg(short = 'v', long = "volume", value_name = "list")]
     volume: Vec<String>,
+    /// Attach a filesystem mount to the container (type=bind|volume|tmpfs,source=…,target=…)
+    #[arg(long = "mount", value_name = "mount")]
+    mount: Vec<String>,
+    /// Mount a tmpfs directory (PATH[:OPTIONS])
+    #[arg(long = "tmpfs", value_name = "list")]
+    tmpfs: Vec<String>,
     /// Keep STDIN open even if not attached
     #[arg(short = 'i', long)]
     pub interactive: bool,
@@ -345,6 +351,16 @@ impl ContainerOpts {
                 extra_hosts: net.extra_hosts,
                 links: net.links,
                 binds: some_vec(&binds(&self.volume)?),
+                mounts: Some(mounts(&self.mount)?).filter(|m| !m.is_empty()),
+                tmpfs: (!self.tmpfs.is_empty()).then(|| {
+                    self.tmpfs
+                        .iter()
+                        .map(|t| {
+                            let (p, o) = t.split_once(':').unwrap_or((t, ""));
+                            (p.to_owned(), o.to_owned())
+                        })
+                        .collect()
+                }),
                 security_opt: some_vec(&self.security_opt),
                 privileged: Some(self.privileged),
                 readonly_rootfs: Some(self.read_only),
@@ -394,6 +410,83 @@ fn binds(volumes: &[String]) -> anyhow::Result<Vec<String>> {
             Ok(v.clone())
         })
         .collect()
+}
+
+/// `--mount` values, parsed as docker's `opts.MountOpt` (CSV `key=value`).
+fn mounts(values: &[String]) -> anyhow::Result<Vec<bollard::models::Mount>> {
+    use bollard::models::{Mount, MountTmpfsOptions, MountType};
+    let mut out = Vec::new();
+    for v in values {
+        let mut m = Mount::default();
+        let mut tmpfs = MountTmpfsOptions::default();
+        for field in v.split(',') {
+            let (k, val) = match field.split_once('=') {
+                Some((k, val)) => (k.trim().to_ascii_lowercase(), Some(val.trim())),
+                None => (field.trim().to_ascii_lowercase(), None),
+            };
+            let bad = || {
+                invalid(
+                    v,
+                    "--mount",
+                    format!("invalid field '{field}' must be a key=value pair"),
+                )
+            };
+            match k.as_str() {
+                "type" => {
+                    m.typ = Some(match val {
+                        Some("bind") => MountType::BIND,
+                        Some("volume") => MountType::VOLUME,
+                        Some("tmpfs") => MountType::TMPFS,
+                        Some(other) => {
+                            return Err(invalid(
+                                v,
+                                "--mount",
+                                format!("invalid mount type: {other}"),
+                            ));
+                        }
+                        None => return Err(bad()),
+                    })
+                }
+                "source" | "src" => m.source = Some(val.ok_or_else(bad)?.to_owned()),
+                "target" | "destination" | "dst" => {
+                    m.target = Some(val.ok_or_else(bad)?.to_owned())
+                }
+                "readonly" | "ro" => {
+                    m.read_only = Some(!matches!(val, Some("false" | "0")));
+                }
+                "tmpfs-size" => {
+                    let s = val.ok_or_else(bad)?;
+                    tmpfs.size_bytes =
+                        Some(crate::parse::ram_in_bytes(s).map_err(|e| invalid(v, "--mount", e))?);
+                }
+                "tmpfs-mode" => {
+                    let s = val.ok_or_else(bad)?;
+                    tmpfs.mode = Some(i64::from_str_radix(s, 8).map_err(|_| {
+                        invalid(v, "--mount", format!("invalid value for tmpfs-mode: {s}"))
+                    })?);
+                }
+                "bind-propagation" | "volume-nocopy" | "consistency" | "bind-recursive" => {}
+                _ => {
+                    return Err(invalid(
+                        v,
+                        "--mount",
+                        format!("unexpected key '{k}' in '{field}'"),
+                    ));
+                }
+            }
+        }
+        if m.typ.is_none() {
+            m.typ = Some(MountType::VOLUME);
+        }
+        if m.target.is_none() {
+            return Err(invalid(v, "--mount", "target is required".into()));
+        }
+        if tmpfs.size_bytes.is_some() || tmpfs.mode.is_some() {
+            m.tmpfs_options = Some(tmpfs);
+        }
+        out.push(m);
+    }
+    Ok(out)
 }
 
 #[cfg(test)]

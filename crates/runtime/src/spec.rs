@@ -298,6 +298,7 @@ pub(crate) mod tests {
                 source: "/var/lib/arca/c/hosts".into(),
                 destination: "/etc/hosts".into(),
                 readonly: true,
+                tmpfs: None,
             }],
             resources: ResourcesConfig::default(),
             cgroup_path: "/arca/c".into(),

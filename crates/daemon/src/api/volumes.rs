@@ -26,6 +26,10 @@ fn users(st: &AppState, name: &str) -> Vec<String> {
             crate::containers::binds::volumes_of(r.host_config.binds.as_ref())
                 .iter()
                 .any(|v| v == name)
+                || r.host_config.mounts.iter().flatten().any(|m| {
+                    m.typ == Some(arca_api::docker::MountType::VOLUME)
+                        && m.source.as_deref() == Some(name)
+                })
         })
         .map(|c| c.id.to_string())
         .collect()

@@ -122,6 +122,122 @@ pub fn mounts(
             source,
             destination: b.destination,
             readonly: b.readonly,
+            tmpfs: None,
+        });
+    }
+    Ok(out)
+}
+
+/// `HostConfig.Mounts` (`--mount`) and `HostConfig.Tmpfs` (`--tmpfs`): a bind whose source
+/// must exist (Docker's `--mount` does not create it), a named volume (created when
+/// missing), a tmpfs (size and mode from `TmpfsOptions`, or `--tmpfs`'s option string).
+/// `create` checks them without creating anything.
+pub fn typed_mounts(
+    h: &arca_api::docker::HostConfig,
+    volumes: Option<&crate::volumes::Volumes>,
+) -> ApiResult<Vec<MountConfig>> {
+    use arca_api::docker::MountType;
+    let mut out = Vec::new();
+    for m in h.mounts.iter().flatten() {
+        let target = m.target.clone().unwrap_or_default();
+        if !target.starts_with('/') || target == "/" {
+            return Err(ApiError::invalid(format!(
+                "invalid mount config for type \"{}\": invalid mount path: '{target}' mount path must be absolute",
+                m.typ.map(|t| t.to_string()).unwrap_or_default()
+            )));
+        }
+        let readonly = m.read_only.unwrap_or(false);
+        let source = m.source.clone().unwrap_or_default();
+        match m.typ {
+            Some(MountType::BIND) => {
+                if !source.starts_with('/') {
+                    return Err(ApiError::invalid(format!(
+                        "invalid mount config for type \"bind\": invalid mount path: '{source}' mount path must be absolute"
+                    )));
+                }
+                if !std::path::Path::new(&source).exists() {
+                    return Err(ApiError::invalid(format!(
+                        "invalid mount config for type \"bind\": bind source path does not exist: {source}"
+                    )));
+                }
+                out.push(MountConfig {
+                    source: PathBuf::from(source),
+                    destination: target,
+                    readonly,
+                    tmpfs: None,
+                });
+            }
+            Some(MountType::VOLUME) => {
+                let name = if source.is_empty() {
+                    arca_model::random_hex(32)
+                } else {
+                    crate::volumes::check_name(&source)?;
+                    source
+                };
+                let path = match volumes {
+                    Some(v) => {
+                        v.create(Some(&name), None, Default::default(), Default::default())?;
+                        v.data_dir(&name)
+                    }
+                    None => PathBuf::new(),
+                };
+                out.push(MountConfig {
+                    source: path,
+                    destination: target,
+                    readonly,
+                    tmpfs: None,
+                });
+            }
+            Some(MountType::TMPFS) => {
+                if !source.is_empty() {
+                    return Err(ApiError::invalid(
+                        "invalid mount config for type \"tmpfs\": field Source must not be specified",
+                    ));
+                }
+                let mut opts = Vec::new();
+                if let Some(t) = &m.tmpfs_options {
+                    if let Some(size) = t.size_bytes.filter(|s| *s > 0) {
+                        opts.push(format!("size={size}"));
+                    }
+                    if let Some(mode) = t.mode.filter(|m| *m > 0) {
+                        opts.push(format!("mode={mode:o}"));
+                    }
+                }
+                out.push(MountConfig {
+                    source: PathBuf::from("tmpfs"),
+                    destination: target,
+                    readonly,
+                    tmpfs: Some(opts.join(",")),
+                });
+            }
+            other => {
+                return Err(ApiError::invalid(format!(
+                    "mount type {} is not supported",
+                    other
+                        .map(|t| t.to_string())
+                        .unwrap_or_else(|| "(none)".into())
+                )));
+            }
+        }
+    }
+    let mut tmpfs: Vec<(&String, &String)> = h.tmpfs.iter().flatten().collect();
+    tmpfs.sort();
+    for (dest, opts) in tmpfs {
+        if !dest.starts_with('/') || dest == "/" {
+            return Err(ApiError::invalid(format!(
+                "invalid tmpfs destination {dest:?}: it must be an absolute path other than /"
+            )));
+        }
+        let readonly = opts.split(',').any(|o| o == "ro");
+        let opts: Vec<&str> = opts
+            .split(',')
+            .filter(|o| !o.is_empty() && *o != "ro" && *o != "rw")
+            .collect();
+        out.push(MountConfig {
+            source: PathBuf::from("tmpfs"),
+            destination: dest.clone(),
+            readonly,
+            tmpfs: Some(opts.join(",")),
         });
     }
     Ok(out)

@@ -225,6 +225,7 @@ fn validate_host_config(h: &HostConfig) -> ApiResult<()> {
     super::log_config::parse(h.log_config.as_ref())?;
     super::spec::validate(h)?;
     super::binds::validate(h.binds.as_ref())?;
+    super::binds::typed_mounts(h, None)?;
     Ok(())
 }
 

@@ -236,20 +236,24 @@ impl Containers {
                     source: dir.join("hostname"),
                     destination: "/etc/hostname".into(),
                     readonly: false,
+                    tmpfs: None,
                 },
                 MountConfig {
                     source: dir.join("hosts"),
                     destination: "/etc/hosts".into(),
                     readonly: false,
+                    tmpfs: None,
                 },
                 MountConfig {
                     source: dir.join("resolv.conf"),
                     destination: "/etc/resolv.conf".into(),
                     readonly: false,
+                    tmpfs: None,
                 },
             ]
             .into_iter()
             .chain(super::binds::mounts(h.binds.as_ref(), &self.volumes)?)
+            .chain(super::binds::typed_mounts(h, Some(&self.volumes))?)
             .collect(),
             resources: super::limits::resources_of(h),
             cgroup_path: super::limits::cgroup_path(rec, &p.cgroup_parent),

@@ -99,10 +99,20 @@ pub fn mounts(config: &ShimConfig) -> Result<Vec<Mount>, SpecError> {
     for u in &config.mounts {
         let mut m = Mount::default();
         m.set_destination(PathBuf::from(&u.destination));
-        m.set_typ(Some("bind".to_owned()));
-        m.set_source(Some(u.source.clone()));
         let mode = if u.readonly { "ro" } else { "rw" };
-        m.set_options(Some(vec!["rbind".into(), "rprivate".into(), mode.into()]));
+        if let Some(opts) = &u.tmpfs {
+            // Docker's defaults for --tmpfs, then the user's options.
+            m.set_typ(Some("tmpfs".to_owned()));
+            m.set_source(Some(PathBuf::from("tmpfs")));
+            let mut o: Vec<String> = vec!["nosuid".into(), "nodev".into(), "noexec".into()];
+            o.push(mode.into());
+            o.extend(opts.split(',').filter(|s| !s.is_empty()).map(str::to_owned));
+            m.set_options(Some(o));
+        } else {
+            m.set_typ(Some("bind".to_owned()));
+            m.set_source(Some(u.source.clone()));
+            m.set_options(Some(vec!["rbind".into(), "rprivate".into(), mode.into()]));
+        }
         out.push(m);
     }
     if let Some(init) = &config.init {
