@@ -210,6 +210,64 @@ pub async fn raw_request(
     Ok(resp.into_body())
 }
 
+/// Streams a response body to `dest` or, without one, to standard output (`save -o`,
+/// `export -o`). A file is written next to `dest` (mode 0600) and renamed into place when
+/// complete: a failure leaves no truncated file under the requested name. `what` names the
+/// operation in errors ("failed to save image: PATH: …").
+pub async fn write_body(
+    mut body: hyper::body::Incoming,
+    dest: Option<&std::path::Path>,
+    what: &str,
+) -> anyhow::Result<()> {
+    use http_body_util::BodyExt;
+    use std::io::Write;
+    use std::os::unix::fs::OpenOptionsExt;
+    let failed = |path: &std::path::Path, e: &dyn std::fmt::Display| {
+        anyhow::anyhow!("failed to {what}: {}: {e}", path.display())
+    };
+    let (mut out, tmp): (Box<dyn Write>, Option<std::path::PathBuf>) = match dest {
+        Some(dest) => {
+            let tmp = dest.with_file_name(format!(
+                ".{}.tmp-{}",
+                dest.file_name()
+                    .map(|n| n.to_string_lossy().into_owned())
+                    .unwrap_or_default(),
+                std::process::id()
+            ));
+            let f = std::fs::OpenOptions::new()
+                .write(true)
+                .create_new(true)
+                .mode(0o600)
+                .open(&tmp)
+                .map_err(|e| failed(dest, &e))?;
+            (Box::new(std::io::BufWriter::new(f)), Some(tmp))
+        }
+        None => (Box::new(std::io::stdout().lock()), None),
+    };
+    let result: anyhow::Result<()> = async {
+        while let Some(frame) = body.frame().await {
+            if let Ok(data) = frame?.into_data() {
+                out.write_all(&data)?;
+            }
+        }
+        out.flush()?;
+        Ok(())
+    }
+    .await;
+    drop(out);
+    match (result, tmp, dest) {
+        (Ok(()), Some(tmp), Some(dest)) => std::fs::rename(&tmp, dest).map_err(|e| {
+            let _ = std::fs::remove_file(&tmp);
+            failed(dest, &e)
+        }),
+        (Err(e), Some(tmp), _) => {
+            let _ = std::fs::remove_file(tmp);
+            Err(e)
+        }
+        (r, _, _) => r,
+    }
+}
+
 /// Percent-encodes a query parameter value.
 pub fn query_escape(v: &str) -> String {
     let mut out = String::with_capacity(v.len());

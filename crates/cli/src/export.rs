@@ -6,13 +6,11 @@
 //! writer) and renamed into place when complete: a failed export leaves no truncated file
 //! under the requested name.
 
-use std::io::{IsTerminal, Write};
-use std::os::unix::fs::OpenOptionsExt;
-use std::path::{Path, PathBuf};
+use std::io::IsTerminal;
+use std::path::PathBuf;
 
 use bytes::Bytes;
 use clap::Args;
-use http_body_util::BodyExt;
 
 use crate::client::{Cli, Plain, query_escape};
 
@@ -24,17 +22,6 @@ pub struct ExportArgs {
     container: String,
 }
 
-/// A temporary file next to `dest`.
-fn temp_next_to(dest: &Path) -> PathBuf {
-    dest.with_file_name(format!(
-        ".{}.tmp-{}",
-        dest.file_name()
-            .map(|n| n.to_string_lossy().into_owned())
-            .unwrap_or_default(),
-        std::process::id()
-    ))
-}
-
 pub async fn export(cli: &Cli, a: ExportArgs) -> anyhow::Result<i32> {
     if a.output.is_none() && std::io::stdout().is_terminal() {
         return Err(Plain::new(
@@ -43,52 +30,12 @@ pub async fn export(cli: &Cli, a: ExportArgs) -> anyhow::Result<i32> {
         )
         .into());
     }
-    let (mut out, tmp): (Box<dyn Write>, Option<(PathBuf, PathBuf)>) = match &a.output {
-        Some(dest) => {
-            let tmp = temp_next_to(dest);
-            let f = std::fs::OpenOptions::new()
-                .write(true)
-                .create_new(true)
-                .mode(0o600)
-                .open(&tmp)
-                .map_err(|e| {
-                    anyhow::anyhow!("failed to export container: {}: {e}", dest.display())
-                })?;
-            (
-                Box::new(std::io::BufWriter::new(f)),
-                Some((tmp, dest.clone())),
-            )
-        }
-        None => (Box::new(std::io::stdout().lock()), None),
-    };
-    let result: anyhow::Result<()> = async {
-        // Escaped: a mistyped name must not change the request's path.
-        let path = format!("/containers/{}/export", query_escape(&a.container));
-        let mut body =
-            crate::client::raw_request(&cli.socket, hyper::Method::GET, &path, &[], Bytes::new())
-                .await?;
-        while let Some(frame) = body.frame().await {
-            if let Ok(data) = frame?.into_data() {
-                out.write_all(&data)?;
-            }
-        }
-        out.flush()?;
-        Ok(())
-    }
-    .await;
-    drop(out);
-    match (result, tmp) {
-        (Ok(()), Some((tmp, dest))) => {
-            if let Err(e) = std::fs::rename(&tmp, &dest) {
-                let _ = std::fs::remove_file(&tmp);
-                anyhow::bail!("failed to export container: {}: {e}", dest.display());
-            }
-        }
-        (Err(e), Some((tmp, _))) => {
-            let _ = std::fs::remove_file(tmp);
-            return Err(e);
-        }
-        (r, None) => r?,
-    }
+    // Escaped: a mistyped name must not change the request's path. Asked before any file
+    // is made, so an unknown container leaves nothing behind.
+    let path = format!("/containers/{}/export", query_escape(&a.container));
+    let body =
+        crate::client::raw_request(&cli.socket, hyper::Method::GET, &path, &[], Bytes::new())
+            .await?;
+    crate::client::write_body(body, a.output.as_deref(), "export container").await?;
     Ok(0)
 }

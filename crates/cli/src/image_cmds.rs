@@ -188,60 +188,14 @@ pub async fn save(cli: &Cli, a: SaveArgs) -> anyhow::Result<i32> {
         .iter()
         .map(|n| format!("names={}", query_escape(n)))
         .collect();
-    let mut body = request(
+    let body = request(
         cli,
         hyper::Method::GET,
         &format!("/images/get?{}", names.join("&")),
         Bytes::new(),
     )
     .await?;
-    // Written next to the destination and renamed at the end, so a failed save leaves no
-    // truncated archive under the requested name.
-    let (mut out, tmp): (
-        Box<dyn Write>,
-        Option<(std::path::PathBuf, std::path::PathBuf)>,
-    ) = match &a.output {
-        Some(path) => {
-            let tmp = path.with_file_name(format!(
-                ".{}.tmp-{}",
-                path.file_name()
-                    .map(|n| n.to_string_lossy().into_owned())
-                    .unwrap_or_default(),
-                std::process::id()
-            ));
-            let f = std::fs::File::create(&tmp)
-                .map_err(|e| anyhow::anyhow!("failed to save image: {}: {e}", path.display()))?;
-            (
-                Box::new(std::io::BufWriter::new(f)),
-                Some((tmp, path.clone())),
-            )
-        }
-        None => (Box::new(std::io::stdout().lock()), None),
-    };
-    let result: anyhow::Result<()> = async {
-        while let Some(frame) = body.frame().await {
-            if let Ok(data) = frame?.into_data() {
-                out.write_all(&data)?;
-            }
-        }
-        out.flush()?;
-        Ok(())
-    }
-    .await;
-    drop(out);
-    match (result, tmp) {
-        (Ok(()), Some((tmp, dest))) => {
-            if let Err(e) = std::fs::rename(&tmp, &dest) {
-                let _ = std::fs::remove_file(&tmp);
-                anyhow::bail!("failed to save image: {}: {e}", dest.display());
-            }
-        }
-        (Err(e), Some((tmp, _))) => {
-            let _ = std::fs::remove_file(tmp);
-            return Err(e);
-        }
-        (r, None) => r?,
-    }
+    crate::client::write_body(body, a.output.as_deref(), "save image").await?;
     Ok(0)
 }
 
