@@ -291,7 +291,7 @@ pub fn network_settings(
         let mut names: Vec<String> = Vec::new();
         match mode {
             "" | "default" => {
-                if networks.mode_network("default").ok().flatten().is_some() {
+                if networks.get("bridge").is_ok() {
                     names.push("bridge".into());
                 }
             }

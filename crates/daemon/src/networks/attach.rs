@@ -460,8 +460,13 @@ impl Networks {
             .into_iter()
             .filter_map(|r| r.endpoints.get(cid).cloned().map(|e| (r, e)))
             .collect();
-        // The namespace goes first (cheap): with it the kernel destroys the veths by itself.
         let path = self.netns_path(cid);
+        if joined.is_empty() && !path.exists() {
+            // Nothing to release (every exit and start of a container not on a bridge):
+            // no trip to the blocking pool.
+            return;
+        }
+        // The namespace goes first (cheap): with it the kernel destroys the veths by itself.
         let removed = blocking(move || {
             arca_net::netns::remove(&path)
                 .map_err(|e| ApiError::from_internal("cannot remove the network namespace", &e))
