@@ -760,6 +760,42 @@ mod tests {
     use super::*;
 
     #[test]
+    fn etc_files_carry_the_address_extra_hosts_links_and_dns_flags() {
+        let etc = EtcFiles {
+            hostname: "web".into(),
+            ip: Some("10.1.0.2".parse().expect("ip")),
+            extra_hosts: vec![("gw".into(), "10.1.0.1".into())],
+            links: vec![("10.1.0.3".parse().expect("ip"), "db postgres abc".into())],
+            dns_server: Some("10.1.0.1".parse().expect("ip")),
+            ..Default::default()
+        };
+        let hosts = etc.hosts();
+        assert!(
+            hosts.contains("10.1.0.1\tgw\n10.1.0.3\tdb postgres abc\n10.1.0.2\tweb\n"),
+            "{hosts}"
+        );
+        let host = "nameserver 10.0.0.2\nsearch corp\noptions ndots:2\n";
+        // A user network's DNS replaces the host's servers; search and options are kept.
+        assert_eq!(
+            etc.resolv_conf(host),
+            "nameserver 10.1.0.1\nsearch corp\noptions ndots:2\n"
+        );
+        // --dns, --dns-search and --dns-option replace what they name.
+        let flags = EtcFiles {
+            dns: vec!["192.0.2.53".into()],
+            dns_search: vec!["example.test".into()],
+            dns_options: vec!["timeout:1".into()],
+            ..etc
+        };
+        assert_eq!(
+            flags.resolv_conf(host),
+            "nameserver 192.0.2.53\nsearch example.test\noptions timeout:1\n"
+        );
+        // Nothing asked: the host's file without loopback resolvers.
+        assert_eq!(EtcFiles::default().resolv_conf(host), host);
+    }
+
+    #[test]
     fn loopback_resolvers_are_dropped() {
         let r = resolv_conf_for_container("search x\nnameserver 127.0.0.53\nnameserver 10.0.0.2\n");
         assert_eq!(r, "search x\nnameserver 10.0.0.2\n");

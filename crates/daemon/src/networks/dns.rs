@@ -241,6 +241,37 @@ mod tests {
     }
 
     #[tokio::test]
+    async fn unknown_names_are_forwarded_and_the_answer_relayed() {
+        // A fake upstream that answers every query with its ID and a marker byte.
+        let upstream = UdpSocket::bind("127.0.0.1:0").await.expect("upstream");
+        let up_addr = upstream.local_addr().expect("addr");
+        tokio::spawn(async move {
+            let mut buf = [0u8; 512];
+            if let Ok((n, from)) = upstream.recv_from(&mut buf).await {
+                let mut reply = buf[..n].to_vec();
+                reply.push(0xee);
+                let _ = upstream.send_to(&reply, from).await;
+            }
+        });
+        let sock = UdpSocket::bind("127.0.0.1:0").await.expect("bind");
+        let addr = sock.local_addr().expect("addr");
+        drop(sock);
+        let _server = DnsServer::start(addr, Arc::new(lookup), vec![up_addr], |_| true)
+            .await
+            .expect("server");
+        let client = UdpSocket::bind("127.0.0.1:0").await.expect("client");
+        let q = query("example.com", 1);
+        client.send_to(&q, addr).await.expect("send");
+        let mut buf = [0u8; 512];
+        let (n, _) = tokio::time::timeout(Duration::from_secs(5), client.recv_from(&mut buf))
+            .await
+            .expect("relayed in time")
+            .expect("recv");
+        assert_eq!(&buf[..n - 1], &q[..], "the upstream's answer, untouched");
+        assert_eq!(buf[n - 1], 0xee);
+    }
+
+    #[tokio::test]
     async fn the_server_answers_over_udp() {
         // A free port (the server binds a given address).
         let sock = UdpSocket::bind("127.0.0.1:0").await.expect("bind");
