@@ -2,6 +2,7 @@
 //! models, re-exported as [`docker`]) and the protocol between `arcad` and `arca-shim`
 //! ([`shim`]), plus Docker's stdout/stderr stream framing ([`stdcopy`]).
 
+pub mod b64;
 pub mod shim;
 pub mod stdcopy;
 

@@ -404,51 +404,18 @@ fn logout_in(config: &mut Value, server: &str, runner: &dyn Runner) -> LogoutOut
     out
 }
 
-const STD: &[u8; 64] = b"ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789+/";
-
 /// Base64 with padding, in the standard or (`url`) URL-safe alphabet.
 pub fn base64_encode(data: &[u8], url: bool) -> String {
-    let mut out = String::with_capacity(data.len().div_ceil(3) * 4);
-    for chunk in data.chunks(3) {
-        let n = chunk
-            .iter()
-            .enumerate()
-            .fold(0u32, |acc, (i, c)| acc | (u32::from(*c) << (16 - 8 * i)));
-        for i in 0..4 {
-            if i <= chunk.len() {
-                let c = STD[((n >> (18 - 6 * i)) & 63) as usize];
-                out.push(match (url, c) {
-                    (true, b'+') => '-',
-                    (true, b'/') => '_',
-                    _ => c as char,
-                });
-            } else {
-                out.push('=');
-            }
-        }
+    if url {
+        arca_api::b64::encode_url(data)
+    } else {
+        arca_api::b64::encode(data)
     }
-    out
 }
 
 /// Decodes base64 in either alphabet, padded or not.
 pub fn base64_decode(s: &str) -> Option<Vec<u8>> {
-    let mut out = Vec::with_capacity(s.len() * 3 / 4);
-    let (mut acc, mut bits) = (0u32, 0u32);
-    for c in s.trim().bytes().filter(|c| *c != b'=') {
-        let v = match c {
-            b'-' | b'+' => 62,
-            b'_' | b'/' => 63,
-            c => STD.iter().position(|x| *x == c)? as u8,
-        };
-        acc = (acc << 6) | u32::from(v);
-        bits += 6;
-        if bits >= 8 {
-            bits -= 8;
-            out.push((acc >> bits) as u8);
-            acc &= (1 << bits) - 1;
-        }
-    }
-    Some(out)
+    arca_api::b64::decode(s)
 }
 
 /// Reads one line, prompting on a terminal; with `hidden`, echo is off while typing.

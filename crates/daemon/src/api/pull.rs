@@ -73,35 +73,11 @@ pub fn reference_of(from_image: &str, tag: Option<&str>) -> ApiResult<Reference>
 /// Docker, a missing or undecodable header means an anonymous pull, not an error.
 pub fn credentials_of(headers: &HeaderMap) -> Option<Credentials> {
     let raw = headers.get("X-Registry-Auth")?.to_str().ok()?.trim();
-    let bytes = base64_decode(raw)?;
+    let bytes = arca_api::b64::decode(raw)?;
     let v: Value = serde_json::from_slice(&bytes).ok()?;
     let field = |k: &str| v.get(k).and_then(Value::as_str).unwrap_or("").to_owned();
     let (username, password) = (field("username"), field("password"));
     (!username.is_empty() || !password.is_empty()).then_some(Credentials { username, password })
-}
-
-/// Decodes base64 in the URL-safe or standard alphabet, padded or not (clients differ).
-fn base64_decode(s: &str) -> Option<Vec<u8>> {
-    let mut out = Vec::with_capacity(s.len() * 3 / 4);
-    let (mut acc, mut bits) = (0u32, 0u32);
-    for c in s.bytes().filter(|c| *c != b'=') {
-        let v = match c {
-            b'A'..=b'Z' => c - b'A',
-            b'a'..=b'z' => c - b'a' + 26,
-            b'0'..=b'9' => c - b'0' + 52,
-            b'-' | b'+' => 62,
-            b'_' | b'/' => 63,
-            _ => return None,
-        };
-        acc = (acc << 6) | u32::from(v);
-        bits += 6;
-        if bits >= 8 {
-            bits -= 8;
-            out.push((acc >> bits) as u8);
-            acc &= (1 << bits) - 1;
-        }
-    }
-    Some(out)
 }
 
 /// Docker's `units.HumanSize`: decimal units, four significant digits.
