@@ -33,6 +33,7 @@
 //!
 //! Untrusted layers are unpacked by [`unpack`], which never writes outside the snapshot.
 
+pub mod archive;
 mod catalog;
 mod changes;
 mod commit;
