@@ -38,7 +38,14 @@ mod tests {
 
     #[test]
     fn both_alphabets_decode_with_or_without_padding() {
-        for data in [&b""[..], b"f", b"fo", b"foo", b"user:pass", &[0xfb, 0xff, 0xfe]] {
+        for data in [
+            &b""[..],
+            b"f",
+            b"fo",
+            b"foo",
+            b"user:pass",
+            &[0xfb, 0xff, 0xfe],
+        ] {
             assert_eq!(decode(&encode(data)).as_deref(), Some(data));
             assert_eq!(decode(&encode_url(data)).as_deref(), Some(data));
             let bare = encode_url(data);

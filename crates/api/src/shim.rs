@@ -241,6 +241,10 @@ pub struct MountConfig {
     /// tmpfs mount options (`size=64m,mode=1777`); `None` = a bind mount.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub tmpfs: Option<String>,
+    /// A bind's propagation (`rprivate`, `rshared`, `rslave`, `private`, `shared`,
+    /// `slave`); `None` = `rprivate`.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub propagation: Option<String>,
 }
 
 /// Limits; `None` means unlimited / inherited.
@@ -389,4 +393,92 @@ mod tests {
         let j = serde_json::to_string(&r).expect("json");
         assert!(j.contains(r#""reply":"exited""#) && j.contains(r#""exit_code":3"#));
     }
+}
+
+/// `arca-shim archive <request JSON>`: one look into a container's filesystem for the
+/// archive API (`docker cp`), from a short-lived process of its own.
+///
+/// The helper makes a private mount namespace, puts the container's root there (the running
+/// container's mounted rootfs, or the overlay of a stopped one, mounted afresh), adds the
+/// container's binds and volumes (read-only ones read-only) and a private empty tmpfs for
+/// each tmpfs, `chroot`s into it and only then touches any path the request names: symlinks
+/// inside the container cannot lead out of it. Everything it mounted vanishes with it.
+///
+/// Stdout carries one [`ArchiveReply`] JSON line first; after a successful
+/// [`ArchiveOp::Get`] the tar stream follows. For [`ArchiveOp::Put`] the first reply says
+/// the target is a writable directory (or why not); then stdin carries the tar stream and a
+/// second reply says whether it was extracted.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+pub struct ArchiveRequest {
+    pub version: u32,
+    pub op: ArchiveOp,
+    pub root: ArchiveRoot,
+    /// The container's binds, volumes and tmpfs mounts, as the shim gets them.
+    pub mounts: Vec<MountConfig>,
+    /// `--read-only`: the root is mounted read-only.
+    pub readonly_rootfs: bool,
+    /// The container's user namespace, if any: host IDs on disk are container IDs mapped.
+    pub userns: Option<IdMaps>,
+}
+
+/// What to do, with `path` as the client gave it (inside the container).
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(tag = "op", rename_all = "snake_case")]
+pub enum ArchiveOp {
+    /// `HEAD /containers/{id}/archive`.
+    Stat { path: String },
+    /// `GET /containers/{id}/archive`: the stat, then a tar of the resource.
+    Get { path: String },
+    /// `PUT /containers/{id}/archive`: extract stdin's tar into the directory `path`.
+    Put {
+        path: String,
+        no_overwrite_dir_non_dir: bool,
+        /// `copyUIDGID`: the container's `--user` (`""` = root), whose IDs every extracted
+        /// entry gets; `None` keeps the archive's IDs.
+        owner_user: Option<String>,
+    },
+}
+
+/// Where the container's root filesystem comes from.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+#[serde(tag = "kind", rename_all = "snake_case")]
+pub enum ArchiveRoot {
+    /// A running container: its rootfs is mounted here (by its shim).
+    Mounted { path: PathBuf },
+    /// A stopped container: the helper mounts this overlay at `mount_point` (created and
+    /// removed by the helper) in its private namespace. The caller keeps the container from
+    /// starting meanwhile.
+    Overlay {
+        rootfs: RootfsConfig,
+        mount_point: PathBuf,
+    },
+}
+
+/// The helper's first stdout line.
+#[derive(Debug, Clone, Default, Serialize, Deserialize)]
+pub struct ArchiveReply {
+    /// `X-Docker-Container-Path-Stat`'s JSON (before base64), for `Stat` and `Get`.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub stat: Option<String>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub error: Option<ArchiveError>,
+}
+
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct ArchiveError {
+    pub kind: ArchiveErrorKind,
+    pub message: String,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum ArchiveErrorKind {
+    /// The path does not exist in the container.
+    NotFound,
+    /// Bad request: not a directory, read-only target, an archive entry escaping, ...
+    Invalid,
+    /// The running container's rootfs is no longer mounted (it exited meanwhile): ask again
+    /// as for a stopped container.
+    Gone,
+    Internal,
 }

@@ -535,6 +535,7 @@ fn bind_mounts_and_readonly_rootfs() {
         destination: "/etc/hosts".into(),
         readonly: true,
         tmpfs: None,
+        propagation: None,
     }];
     let (out, err, status) = run(&cfg);
     assert_eq!(out, "127.0.0.1 localhost\n");

@@ -22,6 +22,9 @@ pub struct ContainerOpts {
     /// Mount a tmpfs directory (PATH[:OPTIONS])
     #[arg(long = "tmpfs", value_name = "list")]
     tmpfs: Vec<String>,
+    /// Mount volumes from the specified container(s) (CONTAINER[:ro|:rw])
+    #[arg(long = "volumes-from", value_name = "list")]
+    volumes_from: Vec<String>,
     /// Keep STDIN open even if not attached
     #[arg(short = 'i', long)]
     pub interactive: bool,
@@ -352,6 +355,7 @@ impl ContainerOpts {
                 links: net.links,
                 binds: some_vec(&binds(&self.volume)?),
                 mounts: Some(mounts(&self.mount)?).filter(|m| !m.is_empty()),
+                volumes_from: Some(self.volumes_from.clone()).filter(|v| !v.is_empty()),
                 tmpfs: (!self.tmpfs.is_empty()).then(|| {
                     self.tmpfs
                         .iter()
@@ -414,11 +418,16 @@ fn binds(volumes: &[String]) -> anyhow::Result<Vec<String>> {
 
 /// `--mount` values, parsed as docker's `opts.MountOpt` (CSV `key=value`).
 fn mounts(values: &[String]) -> anyhow::Result<Vec<bollard::models::Mount>> {
-    use bollard::models::{Mount, MountTmpfsOptions, MountType};
+    use bollard::models::{
+        Mount, MountBindOptions, MountTmpfsOptions, MountType, MountVolumeOptions,
+        MountVolumeOptionsDriverConfig,
+    };
     let mut out = Vec::new();
     for v in values {
         let mut m = Mount::default();
         let mut tmpfs = MountTmpfsOptions::default();
+        let mut bind: Option<MountBindOptions> = None;
+        let mut volume: Option<MountVolumeOptions> = None;
         for field in v.split(',') {
             let (k, val) = match field.split_once('=') {
                 Some((k, val)) => (k.trim().to_ascii_lowercase(), Some(val.trim())),
@@ -465,7 +474,33 @@ fn mounts(values: &[String]) -> anyhow::Result<Vec<bollard::models::Mount>> {
                         invalid(v, "--mount", format!("invalid value for tmpfs-mode: {s}"))
                     })?);
                 }
-                "bind-propagation" | "volume-nocopy" | "consistency" | "bind-recursive" => {}
+                "bind-propagation" => {
+                    let p = val.ok_or_else(bad)?.to_ascii_lowercase();
+                    bind.get_or_insert_default().propagation = Some(p.parse().map_err(|_| {
+                        invalid(v, "--mount", format!("invalid propagation mode: {p}"))
+                    })?);
+                }
+                "volume-nocopy" => {
+                    volume.get_or_insert_default().no_copy =
+                        Some(!matches!(val, Some("false" | "0")));
+                }
+                "volume-opt" => {
+                    let (ok, ov) = val.and_then(|o| o.split_once('=')).ok_or_else(|| {
+                        invalid(
+                            v,
+                            "--mount",
+                            format!("invalid value for volume-opt: {}", val.unwrap_or("")),
+                        )
+                    })?;
+                    volume
+                        .get_or_insert_default()
+                        .driver_config
+                        .get_or_insert_with(MountVolumeOptionsDriverConfig::default)
+                        .options
+                        .get_or_insert_default()
+                        .insert(ok.to_owned(), ov.to_owned());
+                }
+                "consistency" | "bind-recursive" => {}
                 _ => {
                     return Err(invalid(
                         v,
@@ -484,6 +519,8 @@ fn mounts(values: &[String]) -> anyhow::Result<Vec<bollard::models::Mount>> {
         if tmpfs.size_bytes.is_some() || tmpfs.mode.is_some() {
             m.tmpfs_options = Some(tmpfs);
         }
+        m.bind_options = bind;
+        m.volume_options = volume;
         out.push(m);
     }
     Ok(out)
@@ -639,5 +676,42 @@ mod tests {
         assert!(body(&["--pid", "bogus", "busybox"]).is_err());
         assert!(body(&["--stop-signal", "SIGNOPE", "busybox"]).is_err());
         assert!(body(&["--device", "/dev/null:x", "busybox"]).is_err());
+    }
+
+    #[test]
+    fn volumes_from_and_mount_options_reach_the_host_config() {
+        use bollard::models::MountBindOptionsPropagationEnum;
+        let b = body(&[
+            "--volumes-from",
+            "data:ro",
+            "--mount",
+            "type=bind,src=/x,dst=/y,bind-propagation=rslave",
+            "--mount",
+            "type=volume,dst=/v,volume-nocopy,volume-opt=type=tmpfs",
+            "busybox",
+        ])
+        .expect("body");
+        let h = b.host_config.expect("host config");
+        assert_eq!(h.volumes_from, Some(vec!["data:ro".to_string()]));
+        let m = h.mounts.expect("mounts");
+        assert_eq!(
+            m[0].bind_options.as_ref().and_then(|o| o.propagation),
+            Some(MountBindOptionsPropagationEnum::RSLAVE)
+        );
+        let v = m[1].volume_options.as_ref().expect("volume options");
+        assert_eq!(v.no_copy, Some(true));
+        let opts = v.driver_config.as_ref().and_then(|d| d.options.as_ref());
+        assert_eq!(
+            opts.and_then(|o| o.get("type")).map(String::as_str),
+            Some("tmpfs")
+        );
+        assert!(
+            body(&[
+                "--mount",
+                "type=bind,src=/x,dst=/y,bind-propagation=odd",
+                "busybox"
+            ])
+            .is_err()
+        );
     }
 }

@@ -1,7 +1,7 @@
-//! Image management verbs: `commit`, `history`, `save`, `image prune` and `system df`, with
-//! docker's flags and output.
+//! Image management verbs: `commit`, `history`, `save`, `image prune`, and the `system`
+//! verb (`df`, `prune`), with docker's flags and output.
 
-use std::io::{IsTerminal, Write};
+use std::io::IsTerminal;
 
 use bytes::Bytes;
 use clap::{Args, Subcommand};
@@ -105,7 +105,7 @@ pub struct HistoryArgs {
 }
 
 /// Docker's `Ellipsis`: at most `max` characters, the last one `…` when cut.
-fn ellipsis(s: &str, max: usize) -> String {
+pub(crate) fn ellipsis(s: &str, max: usize) -> String {
     let chars: Vec<char> = s.chars().collect();
     if chars.len() <= max {
         return s.to_owned();
@@ -226,63 +226,8 @@ struct PruneArgs {
 
 pub async fn image(cli: &Cli, a: ImageArgs) -> anyhow::Result<i32> {
     match a.command {
-        ImageCommand::Prune(p) => prune(cli, p).await,
+        ImageCommand::Prune(p) => crate::prune::image_prune(cli, &p.filters, p.all, p.force).await,
     }
-}
-
-async fn prune(cli: &Cli, a: PruneArgs) -> anyhow::Result<i32> {
-    if !a.force {
-        let warning = if a.all {
-            "WARNING! This will remove all images without at least one container associated to them."
-        } else {
-            "WARNING! This will remove all dangling images."
-        };
-        print!("{warning}\nAre you sure you want to continue? [y/N] ");
-        std::io::stdout().flush()?;
-        let mut answer = String::new();
-        std::io::stdin().read_line(&mut answer)?;
-        if !matches!(answer.trim().to_ascii_lowercase().as_str(), "y" | "yes") {
-            return Ok(0);
-        }
-    }
-    let mut filters: serde_json::Map<String, Value> = serde_json::Map::new();
-    for f in &a.filters {
-        let (k, v) = f.split_once('=').unwrap_or((f.as_str(), ""));
-        let (k, v) = match k.strip_suffix('!') {
-            Some(base) => (format!("{base}!"), v),
-            None => (k.to_owned(), v),
-        };
-        filters
-            .entry(k)
-            .or_insert_with(|| Value::Object(serde_json::Map::new()))
-            .as_object_mut()
-            .map(|m| m.insert(v.to_owned(), Value::Bool(true)));
-    }
-    filters.insert(
-        "dangling".into(),
-        serde_json::json!({ (!a.all).to_string(): true }),
-    );
-    let q = format!(
-        "/images/prune?filters={}",
-        query_escape(&Value::Object(filters).to_string())
-    );
-    let v = request_json(cli, hyper::Method::POST, &q).await?;
-    let items = v["ImagesDeleted"].as_array().cloned().unwrap_or_default();
-    if !items.is_empty() {
-        println!("Deleted Images:");
-        for i in &items {
-            if let Some(t) = i["Untagged"].as_str() {
-                println!("untagged: {t}");
-            }
-            if let Some(d) = i["Deleted"].as_str() {
-                println!("deleted: {d}");
-            }
-        }
-        println!();
-    }
-    let reclaimed = v["SpaceReclaimed"].as_u64().unwrap_or(0);
-    println!("Total reclaimed space: {}", human_size(reclaimed as f64));
-    Ok(0)
 }
 
 #[derive(Args, Debug)]
@@ -294,130 +239,14 @@ pub struct SystemArgs {
 #[derive(Subcommand, Debug)]
 enum SystemCommand {
     /// Show docker disk usage
-    Df(DfArgs),
-}
-
-#[derive(Args, Debug)]
-struct DfArgs {
-    /// Show detailed information on space usage
-    #[arg(short = 'v', long)]
-    verbose: bool,
+    Df(crate::df::DfArgs),
+    /// Remove unused data
+    Prune(crate::prune::SystemPruneArgs),
 }
 
 pub async fn system(cli: &Cli, a: SystemArgs) -> anyhow::Result<i32> {
     match a.command {
-        SystemCommand::Df(d) => df(cli, d).await,
+        SystemCommand::Df(d) => crate::df::df(cli, d).await,
+        SystemCommand::Prune(p) => crate::prune::system_prune(cli, p).await,
     }
-}
-
-/// `RECLAIMABLE`: the size and its share of the total, as docker prints it.
-fn reclaimable(part: u64, total: u64) -> String {
-    if total == 0 {
-        return human_size(part as f64);
-    }
-    format!(
-        "{} ({}%)",
-        human_size(part as f64),
-        (part as f64 * 100.0 / total as f64) as u64
-    )
-}
-
-async fn df(cli: &Cli, a: DfArgs) -> anyhow::Result<i32> {
-    let v = request_json(cli, hyper::Method::GET, "/system/df").await?;
-    let images = v["Images"].as_array().cloned().unwrap_or_default();
-    let containers = v["Containers"].as_array().cloned().unwrap_or_default();
-    let layers = v["LayersSize"].as_u64().unwrap_or(0);
-    let active_images = images
-        .iter()
-        .filter(|i| i["Containers"].as_i64().unwrap_or(0) > 0)
-        .count();
-    // Reclaimable: the unique bytes of images no container uses.
-    let unused: u64 = images
-        .iter()
-        .filter(|i| i["Containers"].as_i64().unwrap_or(0) == 0)
-        .map(|i| {
-            let size = i["Size"].as_u64().unwrap_or(0);
-            size.saturating_sub(i["SharedSize"].as_u64().unwrap_or(0))
-        })
-        .sum();
-    let rw: u64 = containers
-        .iter()
-        .map(|c| c["SizeRw"].as_u64().unwrap_or(0))
-        .sum();
-    let running = |c: &Value| matches!(c["State"].as_str(), Some("running" | "paused"));
-    let active_containers = containers.iter().filter(|c| running(c)).count();
-    let idle_rw: u64 = containers
-        .iter()
-        .filter(|c| !running(c))
-        .map(|c| c["SizeRw"].as_u64().unwrap_or(0))
-        .sum();
-    let rows = vec![
-        vec![
-            "Images".into(),
-            images.len().to_string(),
-            active_images.to_string(),
-            human_size(layers as f64),
-            reclaimable(unused.min(layers), layers),
-        ],
-        vec![
-            "Containers".into(),
-            containers.len().to_string(),
-            active_containers.to_string(),
-            human_size(rw as f64),
-            reclaimable(idle_rw, rw),
-        ],
-        vec![
-            "Local Volumes".into(),
-            "0".into(),
-            "0".into(),
-            "0B".into(),
-            "0B".into(),
-        ],
-        vec![
-            "Build Cache".into(),
-            "0".into(),
-            "0".into(),
-            "0B".into(),
-            "0B".into(),
-        ],
-    ];
-    table(&["TYPE", "TOTAL", "ACTIVE", "SIZE", "RECLAIMABLE"], &rows);
-    if a.verbose {
-        println!("\nImages space usage:\n");
-        let rows: Vec<Vec<String>> = images
-            .iter()
-            .map(|i| {
-                let tag = i["RepoTags"][0].as_str().unwrap_or("<none>:<none>");
-                let (repo, tag) = tag.rsplit_once(':').unwrap_or((tag, "<none>"));
-                let id = i["Id"].as_str().unwrap_or("");
-                let id = id.strip_prefix("sha256:").unwrap_or(id);
-                let size = i["Size"].as_u64().unwrap_or(0);
-                let shared = i["SharedSize"].as_u64().unwrap_or(0);
-                vec![
-                    repo.to_owned(),
-                    tag.to_owned(),
-                    id.chars().take(12).collect(),
-                    ago(i["Created"].as_i64().unwrap_or(0)),
-                    human_size(size as f64),
-                    human_size(shared as f64),
-                    human_size(size.saturating_sub(shared) as f64),
-                    i["Containers"].as_i64().unwrap_or(0).to_string(),
-                ]
-            })
-            .collect();
-        table(
-            &[
-                "REPOSITORY",
-                "TAG",
-                "IMAGE ID",
-                "CREATED",
-                "SIZE",
-                "SHARED SIZE",
-                "UNIQUE SIZE",
-                "CONTAINERS",
-            ],
-            &rows,
-        );
-    }
-    Ok(0)
 }

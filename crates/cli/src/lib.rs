@@ -8,6 +8,7 @@ mod client;
 mod commands;
 mod create_opts;
 mod credhelper;
+mod df;
 mod events;
 mod exec;
 mod export;
@@ -20,6 +21,7 @@ mod network;
 mod network_opts;
 mod parse;
 mod ports;
+mod prune;
 mod pull;
 mod push;
 mod run;
@@ -123,6 +125,8 @@ pub enum Command {
     Export(export::ExportArgs),
     /// Search Docker Hub for images
     Search(search::SearchArgs),
+    /// Manage containers
+    Container(prune::ContainerArgs),
     /// Manage images
     Image(image_cmds::ImageArgs),
     /// Manage networks
@@ -224,6 +228,7 @@ pub fn main() -> i32 {
             Command::Save(a) => image_cmds::save(&cli, a).await,
             Command::Export(a) => export::export(&cli, a).await,
             Command::Search(a) => search::search(&cli, a).await,
+            Command::Container(a) => prune::container(&cli, a).await,
             Command::Image(a) => image_cmds::image(&cli, a).await,
             Command::Network(a) => network::network(&cli, a).await,
             Command::Volume(a) => volume::volume(&cli, a).await,

@@ -217,6 +217,7 @@ pub async fn run(config: DaemonConfig) -> Result<(), DaemonError> {
             source,
         })?;
     tracing::info!(containers = n, "state recovered");
+    containers.watch_volume_mounts();
 
     let listener = UnixListener::bind(&socket).map_err(|source| DaemonError::Listen {
         path: socket.clone(),

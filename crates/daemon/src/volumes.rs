@@ -1,19 +1,45 @@
-//! Named volumes of the `local` driver: `<root>/volumes/<name>/_data` (the data, bind-mounted
+//! Volumes of the `local` driver: `<root>/volumes/<name>/_data` (the data, bind-mounted
 //! into containers) and `<root>/volumes/<name>/volume.json` (versioned metadata, written
 //! atomically after the directory exists, so a crash never leaves a listed volume without
-//! data). A `-v name:/path` of a missing volume creates it, as Docker does.
+//! data). A `-v name:/path` of a missing volume creates it, as Docker does. A volume made
+//! without a name (an anonymous volume of a container, `docker volume create` without one)
+//! gets a random 64-hex name and the `com.docker.volume.anonymous` label, as Docker 23+.
 //!
-//! Limits (first slice of issue 6): no `type/device/o` mount options, no copy of the image's
-//! content into a new volume, no anonymous volumes from `VOLUME`.
+//! Driver options (`-o type=tmpfs -o device=tmpfs -o o=size=10m`, `type=none,o=bind,
+//! device=/dir`) are validated with Docker's rules and kept in the record; such a volume's
+//! `_data` is mounted when the first container using it starts and unmounted when the last
+//! one stops, at `volume rm` and at prune ([`local`]). Whether `_data` is mounted is always
+//! read from `/proc/self/mountinfo`, so a restarted arcad finds the mounts it left.
+//! [`seed`] fills a new (empty) volume with the image's content at its mount point.
+//!
+//! Limits:
+//! - only the `local` driver; its `size` option needs quota support arca does not have (an
+//!   error, as Docker without quota support);
+//! - who holds a mounted volume lives in memory; a restarted arcad rebuilds it from the
+//!   running containers (see `containers::mount_points`);
+//! - data is never deleted through a mount: a volume whose `_data` cannot be unmounted is
+//!   not removed;
+//! - seeding happens at container create, on a temporary mount for a volume with mount
+//!   options, as in Docker: a `type=tmpfs` volume therefore starts empty at each start;
+//! - no `volume mount`/`unmount` events; `--mount` volume subpaths are refused; bind
+//!   propagation is recorded and shown but binds are mounted `rprivate` (see
+//!   `containers::mount_points`).
+
+pub mod local;
+pub mod seed;
 
 use std::collections::HashMap;
 use std::path::{Path, PathBuf};
+use std::sync::Arc;
 
 use serde::{Deserialize, Serialize};
 
 use crate::error::{ApiError, ApiResult};
 
 const VERSION: u32 = 1;
+
+/// The label Docker puts on volumes made without a name.
+pub const ANONYMOUS_LABEL: &str = "com.docker.volume.anonymous";
 
 #[derive(Debug, Clone, Serialize, Deserialize)]
 pub struct VolumeRecord {
@@ -23,14 +49,16 @@ pub struct VolumeRecord {
     pub created_at: String,
     #[serde(default)]
     pub labels: HashMap<String, String>,
+    /// The driver options (`type`, `device`, `o`).
     #[serde(default)]
     pub options: HashMap<String, String>,
 }
 
-/// The volumes of this daemon (on disk; no in-memory table to keep in sync).
+/// The volumes of this daemon: records on disk, and in memory who holds the mounted ones.
 #[derive(Debug, Clone)]
 pub struct Volumes {
     dir: PathBuf,
+    holders: Arc<local::Holders>,
 }
 
 /// Docker's volume name rule.
@@ -51,10 +79,17 @@ pub fn check_name(name: &str) -> ApiResult<()> {
     }
 }
 
+/// Whether `name` looks like a volume made without a name.
+pub fn is_anonymous(rec: &VolumeRecord) -> bool {
+    rec.labels.contains_key(ANONYMOUS_LABEL)
+        || (rec.name.len() == 64 && rec.name.bytes().all(|b| b.is_ascii_hexdigit()))
+}
+
 impl Volumes {
     pub fn new(root: &Path) -> Volumes {
         Volumes {
             dir: root.join("volumes"),
+            holders: Arc::default(),
         }
     }
 
@@ -81,12 +116,13 @@ impl Volumes {
         }
     }
 
-    /// Creates `name` (a random one when empty); an existing volume is returned as is.
+    /// Creates `name` (a random, anonymous one when empty) with the driver's `options`; an
+    /// existing volume is returned as is, as Docker does.
     pub fn create(
         &self,
         name: Option<&str>,
         driver: Option<&str>,
-        labels: HashMap<String, String>,
+        mut labels: HashMap<String, String>,
         options: HashMap<String, String>,
     ) -> ApiResult<VolumeRecord> {
         let driver = driver.filter(|d| !d.is_empty()).unwrap_or("local");
@@ -95,19 +131,18 @@ impl Volumes {
                 "error looking up volume plugin {driver}: plugin \"{driver}\" not found"
             )));
         }
-        if !options.is_empty() {
-            return Err(ApiError::new(
-                arca_model::ErrorKind::NotImplemented,
-                "local volume options (type, device, o) are not supported yet",
-            ));
-        }
         let name = match name.filter(|n| !n.is_empty()) {
             Some(n) => {
                 check_name(n)?;
                 n.to_owned()
             }
-            None => arca_model::random_hex(32),
+            None => {
+                labels.insert(ANONYMOUS_LABEL.into(), String::new());
+                arca_model::random_hex(32)
+            }
         };
+        local::validate_options(&options)
+            .map_err(|why| ApiError::invalid(format!("create {name}: {why}")))?;
         if let Ok(existing) = self.get(&name) {
             return Ok(existing);
         }
@@ -120,7 +155,7 @@ impl Volumes {
             driver: "local".into(),
             created_at: chrono::Utc::now().to_rfc3339_opts(chrono::SecondsFormat::Secs, true),
             labels,
-            options: HashMap::new(),
+            options,
         };
         let bytes = serde_json::to_vec_pretty(&rec)
             .map_err(|e| ApiError::internal(format!("cannot encode the volume record: {e}")))?;
@@ -142,13 +177,15 @@ impl Volumes {
         out
     }
 
-    /// Deletes a volume and its data: the record first (it is no longer listed), then the
-    /// directory.
+    /// Deletes a volume and its data: its `_data` unmounted first (never deleted through a
+    /// mount), then the record (it is no longer listed), then the directory. A volume a
+    /// starting or running container holds mounted is not removed.
     pub fn remove(&self, name: &str) -> ApiResult<()> {
         self.get(name)?;
+        let dir = self.dir.join(name);
+        self.unmount_for_removal(name, &dir)?;
         std::fs::remove_file(self.meta(name))
             .map_err(|e| ApiError::from_internal("cannot remove the volume", &e))?;
-        let dir = self.dir.join(name);
         std::fs::remove_dir_all(&dir)
             .map_err(|e| ApiError::from_internal("cannot remove the volume's data", &e))?;
         tracing::info!(volume = %name, "volume removed");
@@ -190,6 +227,9 @@ mod tests {
             .create(None, None, HashMap::new(), HashMap::new())
             .expect("anonymous");
         assert_eq!(anon.name.len(), 64);
+        assert!(anon.labels.contains_key(ANONYMOUS_LABEL));
+        assert!(is_anonymous(&anon));
+        assert!(!is_anonymous(&a));
         assert_eq!(v.list().len(), 2);
         v.remove("data").expect("remove");
         assert!(v.get("data").is_err());
@@ -199,5 +239,44 @@ mod tests {
                 .is_err()
         );
         assert!(v.get("../etc").is_err());
+    }
+
+    #[test]
+    fn driver_options_are_checked_and_recorded() {
+        let tmp = tempfile::tempdir().expect("tempdir");
+        let v = Volumes::new(tmp.path());
+        let opts = |pairs: &[(&str, &str)]| -> HashMap<String, String> {
+            pairs
+                .iter()
+                .map(|(k, v)| ((*k).to_owned(), (*v).to_owned()))
+                .collect()
+        };
+        let err = v
+            .create(Some("bad"), None, HashMap::new(), opts(&[("foo", "1")]))
+            .expect_err("unknown key");
+        assert_eq!(err.message, "create bad: invalid option: \"foo\"");
+        let err = v
+            .create(
+                Some("bad"),
+                None,
+                HashMap::new(),
+                opts(&[("type", "tmpfs")]),
+            )
+            .expect_err("type without device");
+        assert_eq!(
+            err.message,
+            "create bad: missing required option: \"device\""
+        );
+        assert!(v.get("bad").is_err(), "nothing left behind");
+        let rec = v
+            .create(
+                Some("tmp"),
+                None,
+                HashMap::new(),
+                opts(&[("type", "tmpfs"), ("device", "tmpfs"), ("o", "size=1m")]),
+            )
+            .expect("create");
+        assert_eq!(v.get("tmp").expect("get").options, rec.options);
+        assert_eq!(rec.options["o"], "size=1m");
     }
 }

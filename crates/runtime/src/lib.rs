@@ -8,6 +8,7 @@
 //! **Single-threaded only**: libcontainer clones the calling process, so this crate must be
 //! used from a process with one thread and no async runtime (see `shim`).
 
+pub mod archive;
 pub mod bpf;
 pub mod logfile;
 pub mod resources;

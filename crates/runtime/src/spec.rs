@@ -299,6 +299,7 @@ pub(crate) mod tests {
                 destination: "/etc/hosts".into(),
                 readonly: true,
                 tmpfs: None,
+                propagation: None,
             }],
             resources: ResourcesConfig::default(),
             cgroup_path: "/arca/c".into(),
@@ -362,6 +363,19 @@ pub(crate) mod tests {
         assert!(hosts.options().iter().flatten().any(|o| o == "ro"));
         let sys = &spec.mounts().as_ref().expect("mounts")[3];
         assert!(sys.options().iter().flatten().any(|o| o == "ro"));
+    }
+
+    #[test]
+    fn binds_are_rprivate_unless_another_propagation_is_asked() {
+        let opts = |cfg: &ShimConfig| -> Vec<String> {
+            let spec = build_for(cfg);
+            let bind = spec.mounts().iter().flatten().last().expect("bind").clone();
+            bind.options().clone().unwrap_or_default()
+        };
+        let mut cfg = config();
+        assert_eq!(opts(&cfg), ["rbind", "rprivate", "ro"]);
+        cfg.mounts[0].propagation = Some("rslave".into());
+        assert_eq!(opts(&cfg), ["rbind", "rslave", "ro"]);
     }
 
     #[test]

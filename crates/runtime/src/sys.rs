@@ -499,3 +499,92 @@ pub fn enter_userns(userns: RawFd, uid: u32, gid: u32, gids: &[u32]) -> io::Resu
     }
     Ok(())
 }
+
+/// `open_tree(path, OPEN_TREE_CLONE | AT_RECURSIVE)`: a detached copy of the mount tree at
+/// `path` (a bind mount not yet attached anywhere), made read-only if asked
+/// (`mount_setattr` with `MOUNT_ATTR_RDONLY`, recursively). Attach it with [`move_mount`].
+pub fn clone_tree(path: &std::path::Path, readonly: bool) -> io::Result<OwnedFd> {
+    use std::os::unix::ffi::OsStrExt;
+    const OPEN_TREE_CLONE: libc::c_uint = 1;
+    const MOUNT_ATTR_RDONLY: u64 = 1;
+    let c = std::ffi::CString::new(path.as_os_str().as_bytes())
+        .map_err(|_| io::Error::from(io::ErrorKind::InvalidInput))?;
+    let flags =
+        OPEN_TREE_CLONE | libc::O_CLOEXEC as libc::c_uint | libc::AT_RECURSIVE as libc::c_uint;
+    // SAFETY: `c` is a valid NUL-terminated string living for the call.
+    let fd = unsafe { libc::syscall(libc::SYS_open_tree, libc::AT_FDCWD, c.as_ptr(), flags) };
+    if fd < 0 {
+        return Err(io::Error::last_os_error());
+    }
+    // SAFETY: the kernel returned a new descriptor we now own.
+    let fd = unsafe { OwnedFd::from_raw_fd(fd as RawFd) };
+    if readonly {
+        #[repr(C)]
+        struct MountAttr {
+            attr_set: u64,
+            attr_clr: u64,
+            propagation: u64,
+            userns_fd: u64,
+        }
+        let attr = MountAttr {
+            attr_set: MOUNT_ATTR_RDONLY,
+            attr_clr: 0,
+            propagation: 0,
+            userns_fd: 0,
+        };
+        let empty = c"";
+        // SAFETY: `attr` and `empty` live for the call; the size matches the struct.
+        let r = unsafe {
+            libc::syscall(
+                libc::SYS_mount_setattr,
+                fd.as_raw_fd(),
+                empty.as_ptr(),
+                (libc::AT_EMPTY_PATH | libc::AT_RECURSIVE) as libc::c_uint,
+                &attr as *const MountAttr,
+                std::mem::size_of::<MountAttr>(),
+            )
+        };
+        if r < 0 {
+            return Err(io::Error::last_os_error());
+        }
+    }
+    Ok(fd)
+}
+
+/// Attaches a detached mount tree from [`clone_tree`] at `target` (resolved by the kernel
+/// from the caller's root and working directory).
+pub fn move_mount(tree: &OwnedFd, target: &std::path::Path) -> io::Result<()> {
+    use std::os::unix::ffi::OsStrExt;
+    const MOVE_MOUNT_F_EMPTY_PATH: libc::c_uint = 4;
+    let c = std::ffi::CString::new(target.as_os_str().as_bytes())
+        .map_err(|_| io::Error::from(io::ErrorKind::InvalidInput))?;
+    let empty = c"";
+    // SAFETY: both strings live for the call; `tree` is an open descriptor.
+    let r = unsafe {
+        libc::syscall(
+            libc::SYS_move_mount,
+            tree.as_raw_fd(),
+            empty.as_ptr(),
+            libc::AT_FDCWD,
+            c.as_ptr(),
+            MOVE_MOUNT_F_EMPTY_PATH,
+        )
+    };
+    if r < 0 {
+        return Err(io::Error::last_os_error());
+    }
+    Ok(())
+}
+
+/// Runs `f` inside the mount namespace `ns` (a `/proc/<pid>/ns/mnt` file; root and working
+/// directory become that namespace's), then returns to this process's own namespace and
+/// working directory. Single-threaded callers only (`setns` refuses a shared `fs` anyway).
+pub fn in_mount_namespace<T>(ns: &File, f: impl FnOnce() -> T) -> io::Result<T> {
+    let own = File::open("/proc/self/ns/mnt")?;
+    let cwd = std::env::current_dir()?;
+    nix::sched::setns(ns.as_fd(), CloneFlags::CLONE_NEWNS)?;
+    let out = f();
+    nix::sched::setns(own.as_fd(), CloneFlags::CLONE_NEWNS)?;
+    nix::unistd::chdir(&cwd)?;
+    Ok(out)
+}

@@ -13,7 +13,7 @@ use super::{ApiVersion, AppState};
 use crate::containers::attach::AttachOpts;
 use crate::containers::logs::{self, LogOpts};
 use crate::containers::stop::{WaitCondition, parse_signal};
-use crate::containers::view;
+use crate::containers::{mount_points, view};
 use crate::error::{ApiError, ApiResult};
 use crate::query::Q;
 
@@ -94,6 +94,7 @@ pub async fn list(State(st): State<AppState>, q: Q) -> ApiResult<Response> {
         .map(|r| {
             let mut s = view::summary(r, now);
             s.ports = Some(view::port_summaries(r, &nets.endpoints_of(r.id.as_str())));
+            s.mounts = Some(mount_points::summaries(r, &st.containers.volumes));
             s
         })
         .collect();
@@ -174,7 +175,9 @@ pub async fn remove(
     q: Q,
 ) -> ApiResult<StatusCode> {
     let c = st.containers.get(&id)?;
-    st.containers.remove(&c, q.bool("force", false)).await?;
+    st.containers
+        .remove_with_volumes(&c, q.bool("force", false), q.bool("v", false))
+        .await?;
     Ok(StatusCode::NO_CONTENT)
 }
 

@@ -4,8 +4,6 @@
 //! Docker's Engine API; the store does the work on the blocking pool.
 
 use std::io::{self, Write};
-use std::os::unix::fs::MetadataExt;
-use std::path::Path as FsPath;
 
 use arca_model::Reference;
 use arca_store::{Image, RemoveItem};
@@ -16,8 +14,10 @@ use axum::response::{IntoResponse, Response};
 use serde_json::{Map, Value, json};
 
 use super::AppState;
+use super::prune::disk_usage;
 use super::tar_stream::{self, ChannelWriter};
 use crate::containers::commit::CommitRequest;
+use crate::containers::mount_points;
 use crate::error::{ApiError, ApiResult};
 use crate::events::Event;
 use crate::query::Q;
@@ -164,7 +164,7 @@ async fn save(st: &AppState, names: Vec<String>) -> ApiResult<Response> {
 
 /// Docker's `until` filter: a Unix timestamp, an RFC 3339 time, or a Go duration (`24h`,
 /// `1h30m`) before now. Returns seconds since the epoch.
-fn until_timestamp(v: &str) -> Option<i64> {
+pub(super) fn until_timestamp(v: &str) -> Option<i64> {
     if let Ok(f) = v.parse::<f64>() {
         return Some(f as i64);
     }
@@ -222,19 +222,13 @@ pub async fn prune(State(st): State<AppState>, q: Q) -> ApiResult<Response> {
             )));
         }
     };
-    let mut until = Vec::new();
-    for v in f.0.get("until").into_iter().flatten() {
-        until.push(
-            until_timestamp(v)
-                .ok_or_else(|| ApiError::invalid(format!("invalid filter 'until={v}'")))?,
-        );
-    }
-    let not_labels = f.0.get("label!").cloned().unwrap_or_default();
+    let until = super::prune::until_filter(&f)?;
     let store = st.store.clone();
     let containers = st.containers.clone();
     let filter = f.clone();
     let (report, removed) = blocking(move || {
         let images = store.list()?;
+        // Docker's rules: created at or before `until`, every `label`, not all `label!`.
         let accept = |i: &Image| {
             let labels: std::collections::HashMap<String, String> = i
                 .config
@@ -244,12 +238,9 @@ pub async fn prune(State(st): State<AppState>, q: Q) -> ApiResult<Response> {
             let created = chrono::DateTime::parse_from_rfc3339(&i.created)
                 .map(|t| t.timestamp())
                 .unwrap_or(0);
-            until.iter().all(|u| created < *u)
+            until.is_none_or(|u| created <= u)
                 && filter.labels_match(&labels)
-                && !not_labels.iter().any(|want| match want.split_once('=') {
-                    Some((k, v)) => labels.get(k).is_some_and(|have| have == v),
-                    None => labels.contains_key(want.as_str()),
-                })
+                && !super::prune::excluded_by_not_labels(&filter, &labels)
         };
         let report = store.prune(all, &accept, &|id| containers.image_in_use(id))?;
         let removed: Vec<Image> = images
@@ -267,6 +258,9 @@ pub async fn prune(State(st): State<AppState>, q: Q) -> ApiResult<Response> {
     for img in &removed {
         emit_image(&st, img, "", "delete");
     }
+    st.containers
+        .events
+        .publish(super::prune::prune_event("image", report.space_reclaimed));
     let items: Vec<Value> = report
         .items
         .iter()
@@ -284,38 +278,24 @@ pub async fn prune(State(st): State<AppState>, q: Q) -> ApiResult<Response> {
     ))
 }
 
-/// Bytes used by the files under `dir` (not following symlinks, each inode once).
-fn dir_size(dir: &FsPath) -> u64 {
-    let mut seen = std::collections::HashSet::new();
-    let mut total = 0;
-    let mut stack = vec![dir.to_path_buf()];
-    while let Some(d) = stack.pop() {
-        let Ok(entries) = std::fs::read_dir(&d) else {
-            continue;
-        };
-        for e in entries.flatten() {
-            let Ok(m) = e.path().symlink_metadata() else {
-                continue;
-            };
-            if m.is_dir() {
-                stack.push(e.path());
-            } else if m.is_file() && (m.nlink() < 2 || seen.insert((m.dev(), m.ino()))) {
-                total += m.len();
-            }
-        }
-    }
-    total
-}
-
-/// `GET /system/df?type=`
+/// `GET /system/df?type=`: images (`LayersSize` counts each layer once), containers (with
+/// `SizeRw` and their volume mounts), local volumes (with `UsageData`) and the (empty)
+/// build cache, as Docker's `types.DiskUsage`.
 pub async fn system_df(State(st): State<AppState>, q: Q) -> ApiResult<Response> {
     let types = q.all("type");
+    if let Some(bad) = types
+        .iter()
+        .find(|t| !matches!(t.as_str(), "container" | "image" | "volume" | "build-cache"))
+    {
+        return Err(ApiError::invalid(format!("unknown object type: {bad}")));
+    }
     let want = |t: &str| types.is_empty() || types.iter().any(|x| x == t);
     let (want_images, want_containers) = (want("image"), want("container"));
     let (want_volumes, want_cache) = (want("volume"), want("build-cache"));
     let store = st.store.clone();
     let records: Vec<_> = st.containers.all().iter().map(|c| c.snapshot()).collect();
     let paths = st.containers.paths.clone();
+    let vols = st.containers.volumes.clone();
     let out = blocking(move || {
         let mut out = Map::new();
         let usage = if want_images || want_containers {
@@ -353,7 +333,7 @@ pub async fn system_df(State(st): State<AppState>, q: Q) -> ApiResult<Response> 
             let containers: Vec<Value> = records
                 .iter()
                 .map(|r| {
-                    let rw = dir_size(&paths.upper_dir(&r.id));
+                    let rw = disk_usage(&paths.upper_dir(&r.id)).unwrap_or(0);
                     let image_size = usage
                         .iter()
                         .find(|u| u.image.id == r.image_id)
@@ -362,13 +342,38 @@ pub async fn system_df(State(st): State<AppState>, q: Q) -> ApiResult<Response> 
                         .unwrap_or_else(|_| json!({}));
                     v["SizeRw"] = json!(rw);
                     v["SizeRootFs"] = json!(rw + image_size);
+                    // The CLI's LOCAL VOLUMES column counts the `local` mounts.
+                    v["Mounts"] = serde_json::to_value(mount_points::summaries(r, &vols))
+                        .unwrap_or_else(|_| json!([]));
                     v
                 })
                 .collect();
             out.insert("Containers".into(), Value::Array(containers));
         }
         if want_volumes {
-            out.insert("Volumes".into(), json!([]));
+            // As Docker, volumes with driver options (mounted from elsewhere) are left out.
+            let volumes: Vec<Value> = vols
+                .list()
+                .iter()
+                .filter(|rec| rec.options.is_empty())
+                .map(|rec| {
+                    let mut v = vols.view(rec);
+                    let size = disk_usage(&vols.data_dir(&rec.name)).map_or(-1, |s| s as i64);
+                    // RefCount: the containers (any state) whose mount points use it, as
+                    // `/volumes` decides "in use".
+                    let refs = records
+                        .iter()
+                        .filter(|r| {
+                            mount_points::of(r).iter().any(|p| {
+                                p.kind == mount_points::MountKind::Volume && p.name == rec.name
+                            })
+                        })
+                        .count();
+                    v["UsageData"] = json!({"Size": size, "RefCount": refs});
+                    v
+                })
+                .collect();
+            out.insert("Volumes".into(), Value::Array(volumes));
         }
         if want_cache {
             out.insert("BuildCache".into(), json!([]));

@@ -1,5 +1,6 @@
 //! The Docker Engine API over HTTP: routing, version negotiation, common headers.
 
+mod archive;
 mod auth;
 mod containers;
 mod events;
@@ -9,6 +10,7 @@ mod image_ops;
 mod images;
 mod networks;
 mod observe;
+mod prune;
 pub mod pull;
 mod push;
 mod search;
@@ -141,6 +143,7 @@ pub fn app(
         .route("/events", get(events::events))
         .route("/containers/create", post(containers::create))
         .route("/containers/json", get(containers::list))
+        .route("/containers/prune", post(prune::containers))
         .route("/containers/{id}/json", get(containers::inspect))
         .route("/containers/{id}/start", post(containers::start))
         .route("/containers/{id}/stop", post(containers::stop))
@@ -158,6 +161,10 @@ pub fn app(
         .route("/containers/{id}/top", get(observe::top))
         .route("/containers/{id}/changes", get(observe::changes))
         .route("/containers/{id}/export", get(export::export))
+        .route(
+            "/containers/{id}/archive",
+            get(archive::get).head(archive::head).put(archive::put),
+        )
         .route(
             "/containers/{id}",
             axum::routing::delete(containers::remove),
@@ -189,6 +196,7 @@ pub fn app(
         .route("/images/prune", post(image_ops::prune))
         .route("/commit", post(image_ops::commit))
         .route("/system/df", get(image_ops::system_df))
+        .route("/build/prune", post(prune::build_cache))
         .route("/images/create", post(images::create))
         .route(
             "/images/{*rest}",

@@ -162,7 +162,6 @@ pub async fn prune(State(st): State<AppState>, q: Q) -> ApiResult<Json<Value>> {
     for v in f.0.get("until").into_iter().flatten() {
         until.push(crate::events::parse_time(v)? as f64 / 1e9);
     }
-    let not_labels = f.0.get("label!").cloned().unwrap_or_default();
     let containers = st.containers.clone();
     let in_use = |rec: &NetworkRecord| {
         containers.all().iter().any(|c| {
@@ -180,13 +179,13 @@ pub async fn prune(State(st): State<AppState>, q: Q) -> ApiResult<Json<Value>> {
             .map(|d| d.timestamp() as f64)
             .unwrap_or(0.0);
         !f.labels_match(&rec.labels)
-            || not_labels.iter().any(|want| match want.split_once('=') {
-                Some((k, v)) => rec.labels.get(k).is_some_and(|have| have == v),
-                None => rec.labels.contains_key(want.as_str()),
-            })
+            || super::prune::excluded_by_not_labels(&f, &rec.labels)
             || until.iter().any(|u| created >= *u)
     };
     let removed = st.containers.networks.prune(in_use, keep).await?;
+    st.containers
+        .events
+        .publish(super::prune::prune_event("network", 0));
     Ok(Json(json!({ "NetworksDeleted": removed })))
 }
 

@@ -1,6 +1,7 @@
-//! `/volumes`: create, list, inspect, remove and prune named volumes (the `local` driver),
-//! with Docker's shapes (`{"Volumes","Warnings"}`, `{"VolumesDeleted","SpaceReclaimed"}`)
-//! and errors (a volume used by a container cannot be removed: 409).
+//! `/volumes`: create, list, inspect, remove and prune volumes (the `local` driver, with
+//! its `type`/`device`/`o` options), with Docker's shapes (`{"Volumes","Warnings"}`,
+//! `{"VolumesDeleted","SpaceReclaimed"}`) and errors (a volume used by a container cannot
+//! be removed: 409; an unknown driver option: 400).
 
 use std::collections::HashMap;
 
@@ -16,23 +17,9 @@ use crate::error::{ApiError, ApiResult};
 use crate::query::Q;
 use crate::volumes::VolumeRecord;
 
-/// The containers (any state) whose binds use volume `name`.
+/// The containers (any state) whose mount points use volume `name`.
 fn users(st: &AppState, name: &str) -> Vec<String> {
-    st.containers
-        .all()
-        .iter()
-        .filter(|c| {
-            let r = c.snapshot();
-            crate::containers::binds::volumes_of(r.host_config.binds.as_ref())
-                .iter()
-                .any(|v| v == name)
-                || r.host_config.mounts.iter().flatten().any(|m| {
-                    m.typ == Some(arca_api::docker::MountType::VOLUME)
-                        && m.source.as_deref() == Some(name)
-                })
-        })
-        .map(|c| c.id.to_string())
-        .collect()
+    st.containers.volume_users(name)
 }
 
 fn strings(v: Option<&Value>) -> HashMap<String, String> {
@@ -67,11 +54,6 @@ pub async fn create(State(st): State<AppState>, body: Bytes) -> ApiResult<Respon
         .events
         .publish(crate::events::Event::volume(&rec.1.name, "create"));
     Ok((StatusCode::CREATED, Json(rec.0)).into_response())
-}
-
-fn is_anonymous(rec: &VolumeRecord) -> bool {
-    rec.labels.contains_key("com.docker.volume.anonymous")
-        || (rec.name.len() == 64 && rec.name.bytes().all(|b| b.is_ascii_hexdigit()))
 }
 
 /// `GET /volumes`
@@ -144,23 +126,11 @@ pub async fn remove(
     Ok(StatusCode::NO_CONTENT)
 }
 
-/// Bytes under `path` (files only, links not followed).
-fn disk_usage(path: &std::path::Path) -> u64 {
-    let Ok(meta) = std::fs::symlink_metadata(path) else {
-        return 0;
-    };
-    if !meta.is_dir() {
-        return meta.len();
-    }
-    std::fs::read_dir(path)
-        .map(|r| r.flatten().map(|e| disk_usage(&e.path())).sum())
-        .unwrap_or(0)
-}
-
 /// `POST /volumes/prune`: unused anonymous volumes (all unused ones with `all=true`), as
-/// Docker 23 and later.
+/// Docker 23 and later; like Docker, volumes with mount options are left alone (nothing to
+/// reclaim on this disk) and the `prune` event reports the space.
 pub async fn prune(State(st): State<AppState>, q: Q) -> ApiResult<Json<Value>> {
-    let f = q.filters(&["label", "all"])?;
+    let f = q.filters(&["label", "label!", "all"])?;
     let all =
         f.0.get("all")
             .and_then(|v| v.first())
@@ -169,14 +139,16 @@ pub async fn prune(State(st): State<AppState>, q: Q) -> ApiResult<Json<Value>> {
     let candidates: Vec<VolumeRecord> = vols
         .list()
         .into_iter()
-        .filter(|r| (all || is_anonymous(r)) && f.labels_match(&r.labels))
+        .filter(|r| (all || crate::volumes::is_anonymous(r)) && f.labels_match(&r.labels))
+        .filter(|r| !super::prune::excluded_by_not_labels(&f, &r.labels))
+        .filter(|r| r.options.is_empty())
         .filter(|r| users(&st, &r.name).is_empty())
         .collect();
     let (deleted, space) = tokio::task::spawn_blocking(move || {
         let mut deleted = Vec::new();
         let mut space = 0u64;
         for r in candidates {
-            let size = disk_usage(&vols.data_dir(&r.name));
+            let size = super::prune::disk_usage(&vols.data_dir(&r.name)).unwrap_or(0);
             match vols.remove(&r.name) {
                 Ok(()) => {
                     space += size;
@@ -196,6 +168,9 @@ pub async fn prune(State(st): State<AppState>, q: Q) -> ApiResult<Json<Value>> {
             .events
             .publish(crate::events::Event::volume(name, "destroy"));
     }
+    st.containers
+        .events
+        .publish(super::prune::prune_event("volume", space));
     Ok(Json(
         json!({"VolumesDeleted": deleted, "SpaceReclaimed": space}),
     ))

@@ -1,74 +1,178 @@
-//! `HostConfig.Binds`: `-v /host/path:/container/path[:ro]` (host directories and files
-//! bind-mounted into the container; a missing host directory is created at start, as
-//! Docker's `-v` does) and `-v name:/path` (a named volume, created when missing).
+//! The mount requests of a create body, parsed and checked with moby's rules and wording
+//! (`volume/mounts/linux_parser.go`): `HostConfig.Binds` (`-v /host:/path[:opts]`, `-v
+//! name:/path`, `-v /path` for an anonymous volume), `HostConfig.Mounts` (`--mount`) and
+//! `HostConfig.Tmpfs` (`--tmpfs`). Nothing is created here; see `mount_points`.
 
 use std::path::PathBuf;
 
+use arca_api::docker::{HostConfig, Mount, MountType};
 use arca_api::shim::MountConfig;
 
+use super::mount_points::{MountKind, MountPoint, Planned};
 use crate::error::{ApiError, ApiResult};
 
-/// Where a bind's data comes from.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub enum Source {
-    Host(PathBuf),
-    Volume(String),
-}
+const PROPAGATIONS: &[&str] = &[
+    "private", "rprivate", "shared", "rshared", "slave", "rslave",
+];
+/// Binds' propagation unless asked otherwise (moby's Linux default).
+pub const DEFAULT_PROPAGATION: &str = "rprivate";
 
-/// One parsed bind.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub struct Bind {
-    pub source: Source,
-    pub destination: String,
-    pub readonly: bool,
-}
-
-/// Parses `source:destination[:options]` with Docker's options: `ro`/`rw`, SELinux labels
-/// (`z`, `Z`: accepted, nothing to do without SELinux), propagation (`rprivate` and the
-/// others: accepted, arca's binds are `rprivate`), `nocopy`.
-pub fn parse(spec: &str) -> ApiResult<Bind> {
-    let invalid =
-        |why: &str| ApiError::invalid(format!("invalid volume specification: '{spec}': {why}"));
-    let parts: Vec<&str> = spec.split(':').collect();
-    let (source, destination, options) = match parts.as_slice() {
-        [s, d] => (*s, *d, ""),
-        [s, d, o] => (*s, *d, *o),
-        [_] => {
-            return Err(ApiError::new(
-                arca_model::ErrorKind::NotImplemented,
-                format!("anonymous volumes are not supported yet: '{spec}'"),
-            ));
+/// Go's `path.Clean` for the absolute paths of mount specs.
+pub fn clean(p: &str) -> String {
+    let mut out: Vec<&str> = Vec::new();
+    for c in p.split('/') {
+        match c {
+            "" | "." => {}
+            ".." => {
+                out.pop();
+            }
+            c => out.push(c),
         }
-        _ => return Err(invalid("too many colons")),
+    }
+    if p.starts_with('/') {
+        format!("/{}", out.join("/"))
+    } else if out.is_empty() {
+        ".".into()
+    } else {
+        out.join("/")
+    }
+}
+
+/// One option group of a `-v` mode string.
+#[derive(PartialEq, Eq)]
+enum ModeGroup {
+    ReadWrite,
+    Label,
+    Propagation,
+    Copy,
+    Consistency,
+}
+
+fn mode_group(o: &str) -> Option<ModeGroup> {
+    Some(match o {
+        "ro" | "rw" => ModeGroup::ReadWrite,
+        "z" | "Z" => ModeGroup::Label,
+        "nocopy" => ModeGroup::Copy,
+        "consistent" | "cached" | "delegated" => ModeGroup::Consistency,
+        p if PROPAGATIONS.contains(&p) => ModeGroup::Propagation,
+        _ => return None,
+    })
+}
+
+/// moby's `linuxValidMountMode`: known options, at most one of each group.
+pub fn valid_mode(mode: &str) -> bool {
+    if mode.is_empty() {
+        return true;
+    }
+    let mut seen = Vec::new();
+    for o in mode.split(',') {
+        match mode_group(o) {
+            Some(g) if !seen.contains(&g) => seen.push(g),
+            _ => return false,
+        }
+    }
+    true
+}
+
+/// Whether `mode` leaves the mount writable.
+pub fn read_write(mode: &str) -> bool {
+    valid_mode(mode) && !mode.split(',').any(|o| o == "ro")
+}
+
+fn propagation_of(mode: &str) -> Option<&str> {
+    mode.split(',').find(|o| PROPAGATIONS.contains(o))
+}
+
+fn mount_config_error(kind: &str, why: impl std::fmt::Display) -> String {
+    format!("invalid mount config for type \"{kind}\": {why}")
+}
+
+/// Target checks common to `-v` and `--mount` (moby's order and wording).
+fn check_target(kind: &str, target: &str) -> Result<(), String> {
+    if target.is_empty() {
+        return Err(mount_config_error(kind, "field Target must not be empty"));
+    }
+    if clean(target) == "/" {
+        return Err(mount_config_error(
+            kind,
+            "invalid specification: destination can't be '/'",
+        ));
+    }
+    if !target.starts_with('/') {
+        return Err(mount_config_error(
+            kind,
+            format!("invalid mount path: '{target}' mount path must be absolute"),
+        ));
+    }
+    Ok(())
+}
+
+/// Parses one `HostConfig.Binds` entry, `[source:]destination[:mode]`. A bind's missing
+/// host directory is created at start, as Docker's `-v` does; an entry without a source is
+/// an anonymous volume (its name is chosen by the caller).
+pub fn parse(spec: &str) -> ApiResult<Planned> {
+    let invalid_spec = || ApiError::invalid(format!("invalid volume specification: '{spec}'"));
+    let parts: Vec<&str> = spec.splitn(4, ':').collect();
+    if parts[0].is_empty() {
+        return Err(invalid_spec());
+    }
+    let (source, target, mode) = match parts.as_slice() {
+        [t] => ("", *t, ""),
+        [_, m] if valid_mode(m) => return Err(invalid_spec()),
+        [s, t] => (*s, *t, ""),
+        [s, t, m] => (*s, *t, *m),
+        _ => return Err(invalid_spec()),
     };
-    if !destination.starts_with('/') {
-        return Err(invalid(&format!(
-            "invalid mount config: invalid mount path: '{destination}' mount path must be absolute"
+    if !valid_mode(mode) {
+        return Err(ApiError::invalid(format!("invalid mode: {mode}")));
+    }
+    let bind = source.starts_with('/');
+    let kind = if bind { "bind" } else { "volume" };
+    let wrap =
+        |why: String| ApiError::invalid(format!("invalid volume specification: '{spec}': {why}"));
+    let options = mode.split(',');
+    if !bind && propagation_of(mode).is_some() {
+        return Err(wrap(mount_config_error(
+            kind,
+            "field BindOptions must not be specified",
         )));
     }
-    if destination == "/" {
-        return Err(invalid("invalid mount config: destination can't be '/'"));
+    if bind && options.clone().any(|o| o == "nocopy") {
+        return Err(wrap(mount_config_error(
+            kind,
+            "field VolumeOptions must not be specified",
+        )));
     }
-    let source = if source.starts_with('/') {
-        Source::Host(PathBuf::from(source))
-    } else {
+    check_target(kind, target).map_err(wrap)?;
+    if !source.is_empty() && !bind {
         crate::volumes::check_name(source)?;
-        Source::Volume(source.to_owned())
-    };
-    let mut readonly = false;
-    for o in options.split(',').filter(|o| !o.is_empty()) {
-        match o {
-            "ro" => readonly = true,
-            "rw" => readonly = false,
-            "z" | "Z" | "nocopy" | "private" | "rprivate" | "shared" | "rshared" | "slave"
-            | "rslave" | "consistent" | "cached" | "delegated" => {}
-            other => return Err(invalid(&format!("invalid mode: {other}"))),
-        }
     }
-    Ok(Bind {
-        source,
-        destination: destination.to_owned(),
-        readonly,
+    let rw = read_write(mode);
+    let point = if bind {
+        MountPoint {
+            source: clean(source),
+            propagation: propagation_of(mode)
+                .unwrap_or(DEFAULT_PROPAGATION)
+                .to_owned(),
+            create_source: true,
+            ..MountPoint::new(MountKind::Bind, clean(target), rw, mode)
+        }
+    } else {
+        MountPoint {
+            name: source.to_owned(),
+            anonymous: source.is_empty(),
+            // Docker gives a volume without options the SELinux-shared label mode.
+            mode: if mode.is_empty() {
+                "z".into()
+            } else {
+                mode.into()
+            },
+            ..MountPoint::new(MountKind::Volume, clean(target), rw, mode)
+        }
+    };
+    Ok(Planned {
+        copy_data: !bind && !options.clone().any(|o| o == "nocopy"),
+        ..Planned::new(point)
     })
 }
 
@@ -80,150 +184,155 @@ pub fn validate(binds: Option<&Vec<String>>) -> ApiResult<()> {
     Ok(())
 }
 
-/// The named volumes `binds` use.
-pub fn volumes_of(binds: Option<&Vec<String>>) -> Vec<String> {
-    binds
-        .into_iter()
-        .flatten()
-        .filter_map(|s| match parse(s).ok()?.source {
-            Source::Volume(v) => Some(v),
-            Source::Host(_) => None,
-        })
-        .collect()
-}
-
-/// The binds as shim mounts; missing host directories and volumes are created (Docker's
-/// `-v`).
-pub fn mounts(
-    binds: Option<&Vec<String>>,
-    volumes: &crate::volumes::Volumes,
-) -> ApiResult<Vec<MountConfig>> {
-    let mut out = Vec::new();
-    for spec in binds.into_iter().flatten() {
-        let b = parse(spec)?;
-        let source = match b.source {
-            Source::Host(path) => {
-                if !path.exists() {
-                    std::fs::create_dir_all(&path).map_err(|e| {
-                        ApiError::invalid(format!(
-                            "error while creating mount source path '{}': {e}",
-                            path.display()
-                        ))
-                    })?;
-                }
-                path
-            }
-            Source::Volume(name) => {
-                volumes.create(Some(&name), None, Default::default(), Default::default())?;
-                volumes.data_dir(&name)
-            }
-        };
-        out.push(MountConfig {
-            source,
-            destination: b.destination,
-            readonly: b.readonly,
-            tmpfs: None,
-        });
+/// moby's `ConvertTmpfsOptions`: mode, size (with the largest exact suffix), `exec` or
+/// `noexec` (read-only is the mount's flag, not an option here).
+fn tmpfs_options(t: Option<&arca_api::docker::MountTmpfsOptions>) -> Result<String, String> {
+    let mut opts = Vec::new();
+    let Some(t) = t else {
+        return Ok(String::new());
+    };
+    if let Some(mode) = t.mode.filter(|m| *m != 0) {
+        opts.push(format!("mode={mode:o}"));
     }
-    Ok(out)
+    if let Some(size) = t.size_bytes.filter(|s| *s != 0) {
+        let (n, suffix) = [("g", 1i64 << 30), ("m", 1 << 20), ("k", 1 << 10)]
+            .iter()
+            .find(|(_, d)| size % d == 0)
+            .map_or((size, ""), |(s, d)| (size / d, *s));
+        opts.push(format!("size={n}{suffix}"));
+    }
+    for o in t.options.iter().flatten() {
+        match o.as_slice() {
+            [k] if k == "exec" || k == "noexec" => opts.push(k.clone()),
+            [k, v] if k == "exec" || k == "noexec" => opts.push(format!("{k}={v}")),
+            [] => return Err("invalid option array length".into()),
+            [k, ..] => return Err(format!("invalid option: {k}")),
+        }
+    }
+    Ok(opts.join(","))
 }
 
-/// `HostConfig.Mounts` (`--mount`) and `HostConfig.Tmpfs` (`--tmpfs`): a bind whose source
-/// must exist (Docker's `--mount` does not create it), a named volume (created when
-/// missing), a tmpfs (size and mode from `TmpfsOptions`, or `--tmpfs`'s option string).
-/// `create` checks them without creating anything.
-pub fn typed_mounts(
-    h: &arca_api::docker::HostConfig,
-    volumes: Option<&crate::volumes::Volumes>,
-) -> ApiResult<Vec<MountConfig>> {
-    use arca_api::docker::MountType;
-    let mut out = Vec::new();
-    for m in h.mounts.iter().flatten() {
-        let target = m.target.clone().unwrap_or_default();
-        if !target.starts_with('/') || target == "/" {
-            return Err(ApiError::invalid(format!(
-                "invalid mount config for type \"{}\": invalid mount path: '{target}' mount path must be absolute",
-                m.typ.map(|t| t.to_string()).unwrap_or_default()
-            )));
+/// Parses one `HostConfig.Mounts` entry (`--mount`): a bind whose source must exist
+/// (Docker's `--mount` does not create it unless `CreateMountpoint`), a volume (anonymous
+/// without a source; `NoCopy`, driver options and labels honoured), a tmpfs.
+pub fn parse_mount(m: &Mount) -> ApiResult<Planned> {
+    let kind = m.typ.map(|t| t.to_string()).unwrap_or_default();
+    let invalid = |why: String| ApiError::invalid(mount_config_error(&kind, why));
+    let exclusive = [
+        (
+            "BindOptions",
+            m.bind_options.is_some(),
+            Some(MountType::BIND),
+        ),
+        (
+            "VolumeOptions",
+            m.volume_options.is_some(),
+            Some(MountType::VOLUME),
+        ),
+        (
+            "TmpfsOptions",
+            m.tmpfs_options.is_some(),
+            Some(MountType::TMPFS),
+        ),
+    ];
+    for (field, given, only) in exclusive {
+        if given && m.typ != only {
+            return Err(invalid(format!("field {field} must not be specified")));
         }
-        let readonly = m.read_only.unwrap_or(false);
-        let source = m.source.clone().unwrap_or_default();
-        match m.typ {
-            Some(MountType::BIND) => {
-                if !source.starts_with('/') {
-                    return Err(ApiError::invalid(format!(
-                        "invalid mount config for type \"bind\": invalid mount path: '{source}' mount path must be absolute"
-                    )));
-                }
-                if !std::path::Path::new(&source).exists() {
-                    return Err(ApiError::invalid(format!(
-                        "invalid mount config for type \"bind\": bind source path does not exist: {source}"
-                    )));
-                }
-                out.push(MountConfig {
-                    source: PathBuf::from(source),
-                    destination: target,
-                    readonly,
-                    tmpfs: None,
-                });
+    }
+    let target = m.target.clone().unwrap_or_default();
+    check_target(&kind, &target).map_err(ApiError::invalid)?;
+    let rw = !m.read_only.unwrap_or(false);
+    let source = m.source.clone().unwrap_or_default();
+    let dest = clean(&target);
+    match m.typ {
+        Some(MountType::BIND) => {
+            if source.is_empty() {
+                return Err(invalid("field Source must not be empty".into()));
             }
-            Some(MountType::VOLUME) => {
-                let name = if source.is_empty() {
-                    arca_model::random_hex(32)
-                } else {
-                    crate::volumes::check_name(&source)?;
-                    source
-                };
-                let path = match volumes {
-                    Some(v) => {
-                        v.create(Some(&name), None, Default::default(), Default::default())?;
-                        v.data_dir(&name)
-                    }
-                    None => PathBuf::new(),
-                };
-                out.push(MountConfig {
-                    source: path,
-                    destination: target,
-                    readonly,
-                    tmpfs: None,
-                });
-            }
-            Some(MountType::TMPFS) => {
-                if !source.is_empty() {
-                    return Err(ApiError::invalid(
-                        "invalid mount config for type \"tmpfs\": field Source must not be specified",
-                    ));
-                }
-                let mut opts = Vec::new();
-                if let Some(t) = &m.tmpfs_options {
-                    if let Some(size) = t.size_bytes.filter(|s| *s > 0) {
-                        opts.push(format!("size={size}"));
-                    }
-                    if let Some(mode) = t.mode.filter(|m| *m > 0) {
-                        opts.push(format!("mode={mode:o}"));
-                    }
-                }
-                out.push(MountConfig {
-                    source: PathBuf::from("tmpfs"),
-                    destination: target,
-                    readonly,
-                    tmpfs: Some(opts.join(",")),
-                });
-            }
-            other => {
-                return Err(ApiError::invalid(format!(
-                    "mount type {} is not supported",
-                    other
-                        .map(|t| t.to_string())
-                        .unwrap_or_else(|| "(none)".into())
+            if !source.starts_with('/') {
+                return Err(invalid(format!(
+                    "invalid mount path: '{source}' mount path must be absolute"
                 )));
             }
+            let opts = m.bind_options.as_ref();
+            let create = opts.and_then(|o| o.create_mountpoint).unwrap_or(false);
+            if !create && !std::path::Path::new(&source).exists() {
+                return Err(invalid(format!(
+                    "bind source path does not exist: {source}"
+                )));
+            }
+            let propagation = opts
+                .and_then(|o| o.propagation)
+                .map(|p| p.to_string())
+                .filter(|p| !p.is_empty())
+                .unwrap_or_else(|| DEFAULT_PROPAGATION.into());
+            Ok(Planned::new(MountPoint {
+                source: clean(&source),
+                propagation,
+                create_source: create,
+                ..MountPoint::new(MountKind::Bind, dest, rw, "")
+            }))
         }
+        Some(MountType::VOLUME) => {
+            let opts = m.volume_options.clone().unwrap_or_default();
+            if opts.subpath.as_deref().is_some_and(|s| !s.is_empty()) {
+                return Err(ApiError::new(
+                    arca_model::ErrorKind::NotImplemented,
+                    "volume subpaths are not supported yet",
+                ));
+            }
+            if !source.is_empty() {
+                crate::volumes::check_name(&source)?;
+            }
+            let driver = opts.driver_config.clone().unwrap_or_default();
+            Ok(Planned {
+                copy_data: !opts.no_copy.unwrap_or(false),
+                driver: driver.name.filter(|d| !d.is_empty()),
+                labels: opts.labels.unwrap_or_default(),
+                options: driver.options.unwrap_or_default(),
+                ..Planned::new(MountPoint {
+                    name: source.clone(),
+                    anonymous: source.is_empty(),
+                    ..MountPoint::new(MountKind::Volume, dest, rw, "z")
+                })
+            })
+        }
+        Some(MountType::TMPFS) => {
+            if !source.is_empty() {
+                return Err(invalid("field Source must not be specified".into()));
+            }
+            let opts = tmpfs_options(m.tmpfs_options.as_ref()).map_err(invalid)?;
+            Ok(Planned::new(MountPoint {
+                tmpfs: Some(opts),
+                ..MountPoint::new(MountKind::Tmpfs, dest, rw, "")
+            }))
+        }
+        other => Err(ApiError::invalid(format!(
+            "mount type {} is not supported",
+            other
+                .map(|t| t.to_string())
+                .unwrap_or_else(|| "(none)".into())
+        ))),
     }
+}
+
+/// Checks the `--mount` and `--tmpfs` entries of a create request.
+pub fn validate_mounts(h: &HostConfig) -> ApiResult<()> {
+    for m in h.mounts.iter().flatten() {
+        parse_mount(m)?;
+    }
+    tmpfs_mounts(h).map(|_| ())
+}
+
+/// `HostConfig.Tmpfs` (`--tmpfs /path[:options]`) as shim mounts. Like Docker, these are
+/// not mount points: inspect does not list them and `--volumes-from` does not copy them.
+pub fn tmpfs_mounts(h: &HostConfig) -> ApiResult<Vec<MountConfig>> {
     let mut tmpfs: Vec<(&String, &String)> = h.tmpfs.iter().flatten().collect();
     tmpfs.sort();
+    let mut out = Vec::new();
     for (dest, opts) in tmpfs {
-        if !dest.starts_with('/') || dest == "/" {
+        if !dest.starts_with('/') || clean(dest) == "/" {
             return Err(ApiError::invalid(format!(
                 "invalid tmpfs destination {dest:?}: it must be an absolute path other than /"
             )));
@@ -235,12 +344,18 @@ pub fn typed_mounts(
             .collect();
         out.push(MountConfig {
             source: PathBuf::from("tmpfs"),
-            destination: dest.clone(),
+            destination: clean(dest),
             readonly,
             tmpfs: Some(opts.join(",")),
+            propagation: None,
         });
     }
     Ok(out)
+}
+
+/// The destinations of `--tmpfs`, cleaned.
+pub fn tmpfs_destinations(h: &HostConfig) -> Vec<String> {
+    h.tmpfs.iter().flatten().map(|(d, _)| clean(d)).collect()
 }
 
 #[cfg(test)]
@@ -249,23 +364,83 @@ mod tests {
 
     #[test]
     fn binds_parse_like_docker() {
+        let p = parse("/srv/www/:/www:ro").expect("bind").point;
+        assert_eq!(p.kind, MountKind::Bind);
         assert_eq!(
-            parse("/srv/www:/www:ro").expect("bind"),
-            Bind {
-                source: Source::Host("/srv/www".into()),
-                destination: "/www".into(),
-                readonly: true
-            }
+            (p.source.as_str(), p.destination.as_str()),
+            ("/srv/www", "/www")
         );
-        assert!(!parse("/a:/b").expect("bind").readonly);
-        assert!(!parse("/a:/b:z,rw").expect("bind").readonly);
+        assert!(!p.rw);
+        assert_eq!(
+            (p.mode.as_str(), p.propagation.as_str()),
+            ("ro", "rprivate")
+        );
+        assert!(parse("/a:/b").expect("bind").point.rw);
+        assert!(parse("/a:/b:z,rw").expect("bind").point.rw);
+        let p = parse("/a:/b:ro,rshared").expect("propagation").point;
+        assert_eq!(
+            (p.mode.as_str(), p.propagation.as_str()),
+            ("ro,rshared", "rshared")
+        );
         assert!(parse("/a:b").is_err());
         assert!(parse("/a:/").is_err());
         assert!(parse("/a:/b:bogus").is_err());
-        assert_eq!(
-            parse("data:/b").expect("named").source,
-            Source::Volume("data".into())
+        assert!(parse("/a:/b:ro,rw").is_err(), "two read-write modes");
+        assert!(parse("/foo:rw").is_err(), "a mode is not a destination");
+        assert!(parse("a:b:c:d").is_err());
+        let named = parse("data:/b").expect("named");
+        assert_eq!(named.point.name, "data");
+        assert_eq!(named.point.mode, "z");
+        assert!(named.copy_data && !named.point.anonymous);
+        assert!(!parse("data:/b:nocopy").expect("nocopy").copy_data);
+        let e = parse("data:/b:rshared").expect_err("propagation on a volume");
+        assert!(
+            e.message
+                .contains("field BindOptions must not be specified"),
+            "{}",
+            e.message
         );
+        assert!(parse("/a:/b:nocopy").is_err());
+        let anon = parse("/cache/").expect("anonymous");
+        assert!(anon.point.anonymous && anon.point.name.is_empty());
+        assert_eq!(anon.point.destination, "/cache");
         assert!(parse("../x:/b").is_err());
+    }
+
+    #[test]
+    fn mounts_parse_like_docker() {
+        let m: Mount = serde_json::from_value(serde_json::json!({
+            "Type": "tmpfs", "Target": "/t", "TmpfsOptions": {"SizeBytes": 10485760, "Mode": 448}
+        }))
+        .expect("mount");
+        let p = parse_mount(&m).expect("tmpfs").point;
+        assert_eq!(p.tmpfs.as_deref(), Some("mode=700,size=10m"));
+        let m: Mount = serde_json::from_value(serde_json::json!({
+            "Type": "volume", "Target": "/v", "BindOptions": {"Propagation": "rshared"}
+        }))
+        .expect("mount");
+        assert_eq!(
+            parse_mount(&m).expect_err("exclusive").message,
+            "invalid mount config for type \"volume\": field BindOptions must not be specified"
+        );
+        let m: Mount = serde_json::from_value(serde_json::json!({
+            "Type": "bind", "Source": "/", "Target": "/b", "BindOptions": {"Propagation": "rslave"}
+        }))
+        .expect("mount");
+        let p = parse_mount(&m).expect("bind").point;
+        assert_eq!((p.propagation.as_str(), p.mode.as_str()), ("rslave", ""));
+        let m: Mount = serde_json::from_value(serde_json::json!({
+            "Type": "volume", "Target": "/v", "VolumeOptions": {"NoCopy": true}
+        }))
+        .expect("mount");
+        let v = parse_mount(&m).expect("volume");
+        assert!(v.point.anonymous && !v.copy_data);
+    }
+
+    #[test]
+    fn paths_are_cleaned_like_go() {
+        assert_eq!(clean("/a//b/./c/.."), "/a/b");
+        assert_eq!(clean("/data/"), "/data");
+        assert_eq!(clean("/.."), "/");
     }
 }

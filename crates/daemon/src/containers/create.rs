@@ -71,6 +71,7 @@ impl Containers {
             return Err(ApiError::invalid("no command specified"));
         }
         let path = argv.remove(0);
+        let plan = self.plan_mounts(&host_config, &config)?;
 
         let record = ContainerRecord {
             version: RECORD_VERSION,
@@ -86,6 +87,7 @@ impl Containers {
             state: StateRecord::default(),
             restart_count: 0,
             endpoints_config,
+            mount_points: Some(plan.iter().map(|p| p.point.clone()).collect()),
         };
         let c = self.insert(record)?;
         let paths = self.paths.clone();
@@ -97,9 +99,14 @@ impl Containers {
         })
         .await
         .map_err(|e| ApiError::internal(format!("create task failed: {e}")))?;
-        let result = made
-            .map_err(|e| ApiError::from_internal("cannot create container directories", &e))
-            .and_then(|()| c.update(&self.paths, |_| {}));
+        let result = match made {
+            Ok(()) => self.prepare_volumes(&c, &image.id, plan).await,
+            Err(e) => Err(ApiError::from_internal(
+                "cannot create container directories",
+                &e,
+            )),
+        }
+        .and_then(|()| c.update(&self.paths, |_| {}));
         if let Err(e) = result {
             self.forget(&c);
             let _ = std::fs::remove_dir_all(self.paths.container_dir(&id));
@@ -225,7 +232,7 @@ fn validate_host_config(h: &HostConfig) -> ApiResult<()> {
     super::log_config::parse(h.log_config.as_ref())?;
     super::spec::validate(h)?;
     super::binds::validate(h.binds.as_ref())?;
-    super::binds::typed_mounts(h, None)?;
+    super::binds::validate_mounts(h)?;
     Ok(())
 }
 
@@ -258,6 +265,22 @@ fn string(v: &serde_json::Value, key: &str) -> Option<String> {
         .as_str()
         .filter(|s| !s.is_empty())
         .map(str::to_owned)
+}
+
+/// The image's `Volumes` and the request's (`-v /path` from the docker CLI), as Docker
+/// merges them.
+fn merge_volumes(body: Option<&Vec<String>>, img: &serde_json::Value) -> Option<Vec<String>> {
+    let mut v: Vec<String> = img
+        .get("Volumes")
+        .and_then(|v| v.as_object())
+        .map(|o| o.keys().cloned().collect())
+        .unwrap_or_default();
+    for p in body.into_iter().flatten() {
+        if !v.contains(p) {
+            v.push(p.clone());
+        }
+    }
+    (!v.is_empty()).then_some(v)
 }
 
 /// The effective config: the request's values over the image's defaults, as Docker merges
@@ -355,7 +378,7 @@ fn merge_config(
         ),
         args_escaped: None,
         image: Some(image_ref),
-        volumes: body.volumes.clone(),
+        volumes: merge_volumes(body.volumes.as_ref(), &img),
         working_dir: body
             .working_dir
             .clone()

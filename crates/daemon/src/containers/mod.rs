@@ -5,6 +5,7 @@
 //! remove) are serialised by its `op` lock, an async mutex held for the whole operation.
 //! Changes of state are broadcast on a `watch` channel so waiters never poll.
 
+pub mod archive;
 pub mod attach;
 pub mod binds;
 pub mod commit;
@@ -16,6 +17,7 @@ pub mod health;
 pub mod limits;
 pub mod log_config;
 pub mod logs;
+pub mod mount_points;
 pub mod network;
 pub mod pause;
 pub mod record;
@@ -28,6 +30,7 @@ pub mod stop;
 pub mod top;
 pub mod update;
 pub mod view;
+pub mod volumes_from;
 
 use std::collections::HashMap;
 use std::sync::{Arc, Mutex, MutexGuard};
@@ -318,11 +321,21 @@ impl Containers {
 
     /// Removes a container: kills it first when `force`, then deletes its files.
     pub async fn remove(self: &Arc<Self>, c: &Arc<Container>, force: bool) -> ApiResult<()> {
+        self.remove_with_volumes(c, force, false).await
+    }
+
+    /// [`Containers::remove`], and with `volumes` (`rm -v`) its anonymous volumes too.
+    pub async fn remove_with_volumes(
+        self: &Arc<Self>,
+        c: &Arc<Container>,
+        force: bool,
+        volumes: bool,
+    ) -> ApiResult<()> {
         // Lifecycle work runs in its own task: a client that hangs up must not cancel it
         // halfway.
         let this = self.clone();
         let c = c.clone();
-        tokio::spawn(async move { this.remove_inner(&c, force, None).await })
+        tokio::spawn(async move { this.remove_full(&c, force, None, volumes).await })
             .await
             .map_err(|e| ApiError::internal(format!("remove task failed: {e}")))?
     }
@@ -334,6 +347,17 @@ impl Containers {
         c: &Arc<Container>,
         force: bool,
         only_after_exit: Option<u64>,
+    ) -> ApiResult<()> {
+        self.remove_full(c, force, only_after_exit, false).await
+    }
+
+    /// The removal. A `--rm` container's anonymous volumes go with it, as Docker does.
+    async fn remove_full(
+        self: &Arc<Self>,
+        c: &Arc<Container>,
+        force: bool,
+        only_after_exit: Option<u64>,
+        volumes: bool,
     ) -> ApiResult<()> {
         if force {
             self.cancel_restart(c);
@@ -390,6 +414,9 @@ impl Containers {
         c.mark_removed();
         self.emit(c, "destroy", &[]);
         tracing::info!(id = %c.id, "container removed");
+        let rec = c.snapshot();
+        let anonymous = volumes || rec.host_config.auto_remove.unwrap_or(false);
+        self.release_volumes(&rec, anonymous).await;
         Ok(())
     }
 }

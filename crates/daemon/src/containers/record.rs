@@ -30,6 +30,11 @@ pub struct ContainerRecord {
     /// `network connect`. Added within version 1: absent in older records.
     #[serde(default, skip_serializing_if = "std::collections::BTreeMap::is_empty")]
     pub endpoints_config: std::collections::BTreeMap<String, docker::EndpointSettings>,
+    /// What is mounted where, decided at create (binds, volumes including anonymous ones,
+    /// `--volumes-from`, `--mount` tmpfs). Added within version 1: absent in older records,
+    /// whose mounts are read from the host config.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub mount_points: Option<Vec<super::mount_points::MountPoint>>,
 }
 
 #[derive(Debug, Clone, Serialize, Deserialize)]

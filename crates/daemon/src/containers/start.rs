@@ -237,23 +237,25 @@ impl Containers {
                     destination: "/etc/hostname".into(),
                     readonly: false,
                     tmpfs: None,
+                    propagation: None,
                 },
                 MountConfig {
                     source: dir.join("hosts"),
                     destination: "/etc/hosts".into(),
                     readonly: false,
                     tmpfs: None,
+                    propagation: None,
                 },
                 MountConfig {
                     source: dir.join("resolv.conf"),
                     destination: "/etc/resolv.conf".into(),
                     readonly: false,
                     tmpfs: None,
+                    propagation: None,
                 },
             ]
             .into_iter()
-            .chain(super::binds::mounts(h.binds.as_ref(), &self.volumes)?)
-            .chain(super::binds::typed_mounts(h, Some(&self.volumes))?)
+            .chain(self.shim_mounts(rec)?)
             .collect(),
             resources: super::limits::resources_of(h),
             cgroup_path: super::limits::cgroup_path(rec, &p.cgroup_parent),
@@ -817,6 +819,7 @@ mod tests {
             state: Default::default(),
             restart_count: 0,
             endpoints_config: Default::default(),
+            mount_points: None,
         }
     }
 

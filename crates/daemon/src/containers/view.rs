@@ -395,35 +395,8 @@ pub fn port_summaries(
     out
 }
 
-/// Docker's `Mounts` of a container: its binds and named volumes.
+/// Docker's `Mounts` of a container: binds, volumes and `--mount` tmpfs mounts.
 pub fn mounts(rec: &ContainerRecord, volumes: &crate::volumes::Volumes) -> serde_json::Value {
-    use super::binds::{Source, parse};
-    let out: Vec<serde_json::Value> = rec
-        .host_config
-        .binds
-        .iter()
-        .flatten()
-        .filter_map(|spec| parse(spec).ok())
-        .map(|b| match b.source {
-            Source::Host(p) => serde_json::json!({
-                "Type": "bind",
-                "Source": p.display().to_string(),
-                "Destination": b.destination,
-                "Mode": if b.readonly { "ro" } else { "" },
-                "RW": !b.readonly,
-                "Propagation": "rprivate",
-            }),
-            Source::Volume(name) => serde_json::json!({
-                "Type": "volume",
-                "Name": name,
-                "Source": volumes.data_dir(&name).display().to_string(),
-                "Destination": b.destination,
-                "Driver": "local",
-                "Mode": if b.readonly { "ro" } else { "z" },
-                "RW": !b.readonly,
-                "Propagation": "",
-            }),
-        })
-        .collect();
-    serde_json::Value::Array(out)
+    serde_json::to_value(super::mount_points::summaries(rec, volumes))
+        .unwrap_or_else(|_| serde_json::json!([]))
 }

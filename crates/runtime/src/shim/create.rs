@@ -84,6 +84,12 @@ pub enum CreateError {
     Console(#[source] io::Error),
     #[error("failed to bring up loopback in the container's network namespace")]
     Loopback(#[source] io::Error),
+    #[error("failed to set the propagation of the bind mount on {destination}")]
+    Propagation {
+        destination: String,
+        #[source]
+        source: io::Error,
+    },
 }
 
 impl CreateError {
@@ -366,11 +372,65 @@ pub fn create(cfg: &ShimConfig, diag: &Diag, undo: &mut Undo) -> Result<Created,
             return Err(CreateError::Loopback(e));
         }
     }
+    if let Err(e) = apply_propagation(cfg, init_pid) {
+        destroy(container, init_pid, diag);
+        return Err(e);
+    }
     Ok(Created {
         container,
         init_pid,
         io,
         cgroup_setup,
         confinement,
+    })
+}
+
+/// Bind propagation: libcontainer attaches binds with the new mount API and leaves them as
+/// the container's root is (`rslave`: a host mount under a bind's source would appear in
+/// the container), so the shim sets the propagation of every bind that names one (arcad
+/// names `rprivate`, Docker's default, for user binds and volumes) in the created
+/// container's mount namespace, before its init runs anything. Paths resolve inside the
+/// container there.
+fn apply_propagation(cfg: &ShimConfig, init_pid: Pid) -> Result<(), CreateError> {
+    let wanted: Vec<(&str, nix::mount::MsFlags)> = cfg
+        .mounts
+        .iter()
+        .filter(|m| m.tmpfs.is_none())
+        .filter_map(|m| {
+            Some((
+                m.destination.as_str(),
+                propagation_flags(m.propagation.as_deref()?)?,
+            ))
+        })
+        .collect();
+    if wanted.is_empty() {
+        return Ok(());
+    }
+    let fail = |destination: &str, source: io::Error| CreateError::Propagation {
+        destination: destination.to_owned(),
+        source,
+    };
+    let ns = File::open(format!("/proc/{init_pid}/ns/mnt")).map_err(|e| fail(wanted[0].0, e))?;
+    sys::in_mount_namespace(&ns, || {
+        for (dest, flags) in &wanted {
+            nix::mount::mount(None::<&str>, *dest, None::<&str>, *flags, None::<&str>)
+                .map_err(|e| fail(dest, e.into()))?;
+        }
+        Ok(())
+    })
+    .map_err(|e| fail(wanted[0].0, e))?
+}
+
+/// A bind's propagation option as mount flags.
+fn propagation_flags(p: &str) -> Option<nix::mount::MsFlags> {
+    use nix::mount::MsFlags;
+    Some(match p {
+        "rprivate" => MsFlags::MS_PRIVATE | MsFlags::MS_REC,
+        "private" => MsFlags::MS_PRIVATE,
+        "shared" => MsFlags::MS_SHARED,
+        "rshared" => MsFlags::MS_SHARED | MsFlags::MS_REC,
+        "slave" => MsFlags::MS_SLAVE,
+        "rslave" => MsFlags::MS_SLAVE | MsFlags::MS_REC,
+        _ => return None,
     })
 }

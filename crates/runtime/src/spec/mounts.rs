@@ -111,7 +111,8 @@ pub fn mounts(config: &ShimConfig) -> Result<Vec<Mount>, SpecError> {
         } else {
             m.set_typ(Some("bind".to_owned()));
             m.set_source(Some(u.source.clone()));
-            m.set_options(Some(vec!["rbind".into(), "rprivate".into(), mode.into()]));
+            let propagation = u.propagation.as_deref().unwrap_or("rprivate");
+            m.set_options(Some(vec!["rbind".into(), propagation.into(), mode.into()]));
         }
         out.push(m);
     }
