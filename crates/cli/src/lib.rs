@@ -6,6 +6,7 @@
 mod attach;
 mod client;
 mod commands;
+mod cp;
 mod create_opts;
 mod credhelper;
 mod df;
@@ -121,6 +122,8 @@ pub enum Command {
     History(image_cmds::HistoryArgs),
     /// Save one or more images to a tar archive (streamed to STDOUT by default)
     Save(image_cmds::SaveArgs),
+    /// Copy files/folders between a container and the local filesystem
+    Cp(cp::CpArgs),
     /// Export a container's filesystem as a tar archive
     Export(export::ExportArgs),
     /// Search Docker Hub for images
@@ -226,6 +229,7 @@ pub fn main() -> i32 {
             Command::Commit(a) => image_cmds::commit(&cli, a).await,
             Command::History(a) => image_cmds::history(&cli, a).await,
             Command::Save(a) => image_cmds::save(&cli, a).await,
+            Command::Cp(a) => cp::cp(&cli, a).await,
             Command::Export(a) => export::export(&cli, a).await,
             Command::Search(a) => search::search(&cli, a).await,
             Command::Container(a) => prune::container(&cli, a).await,

@@ -200,6 +200,8 @@ pub struct ContainerArgs {
 
 #[derive(Subcommand, Debug)]
 enum ContainerCommand {
+    /// Copy files/folders between a container and the local filesystem
+    Cp(crate::cp::CpArgs),
     /// Remove all stopped containers
     Prune(ContainerPruneArgs),
 }
@@ -216,6 +218,7 @@ struct ContainerPruneArgs {
 
 pub async fn container(cli: &Cli, a: ContainerArgs) -> anyhow::Result<i32> {
     match a.command {
+        ContainerCommand::Cp(c) => crate::cp::cp(cli, c).await,
         ContainerCommand::Prune(p) => {
             let f = PruneFilters::parse(&p.filters, "container prune")?;
             if !p.force
