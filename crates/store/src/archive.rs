@@ -64,13 +64,13 @@ pub const PATH_STAT_HEADER: &str = "X-Docker-Container-Path-Stat";
 impl PathStat {
     /// The header value: standard base64 (padded) of the JSON, as the Docker daemon sends.
     pub fn to_header(&self) -> String {
-        let json = serde_json::to_vec(self).expect("a PathStat always serializes");
-        base64_encode(&json)
+        // Strings and integers only: serialising cannot fail.
+        arca_api::b64::encode(&serde_json::to_vec(self).unwrap_or_default())
     }
 
     /// Parses a header value; `None` when it is not base64 of a `PathStat` JSON.
     pub fn from_header(value: &str) -> Option<PathStat> {
-        serde_json::from_slice(&base64_decode(value.trim())?).ok()
+        serde_json::from_slice(&arca_api::b64::decode(value)?).ok()
     }
 }
 
@@ -381,54 +381,6 @@ pub(crate) fn display_join(dest: &Path, comps: &[&[u8]]) -> String {
         p.push(std::ffi::OsStr::from_bytes(c));
     }
     p.display().to_string()
-}
-
-const B64: &[u8; 64] = b"ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789+/";
-
-/// Standard, padded base64 (Go's `base64.StdEncoding`).
-pub fn base64_encode(data: &[u8]) -> String {
-    let mut out = String::with_capacity(data.len().div_ceil(3) * 4);
-    for chunk in data.chunks(3) {
-        let b = [
-            chunk[0],
-            chunk.get(1).copied().unwrap_or(0),
-            chunk.get(2).copied().unwrap_or(0),
-        ];
-        let n = (u32::from(b[0]) << 16) | (u32::from(b[1]) << 8) | u32::from(b[2]);
-        for i in 0..4 {
-            if i <= chunk.len() {
-                out.push(char::from(B64[((n >> (18 - 6 * i)) & 63) as usize]));
-            } else {
-                out.push('=');
-            }
-        }
-    }
-    out
-}
-
-/// Decodes standard base64, padded or not (URL-safe letters accepted too).
-pub fn base64_decode(s: &str) -> Option<Vec<u8>> {
-    let s = s.trim_end_matches('=');
-    let mut out = Vec::with_capacity(s.len() * 3 / 4);
-    let mut acc: u32 = 0;
-    let mut bits = 0;
-    for c in s.bytes() {
-        let v = match c {
-            b'A'..=b'Z' => c - b'A',
-            b'a'..=b'z' => c - b'a' + 26,
-            b'0'..=b'9' => c - b'0' + 52,
-            b'+' | b'-' => 62,
-            b'/' | b'_' => 63,
-            _ => return None,
-        };
-        acc = (acc << 6) | u32::from(v);
-        bits += 6;
-        if bits >= 8 {
-            bits -= 8;
-            out.push(((acc >> bits) & 0xff) as u8);
-        }
-    }
-    Some(out)
 }
 
 #[cfg(test)]
