@@ -187,7 +187,9 @@ fn userns_of(c: &Containers, h: &HostConfig) -> Option<IdMaps> {
 
 fn invalid_error(e: seed::SeedError) -> ApiError {
     match e {
-        seed::SeedError::Io { .. } => ApiError::from_internal("failed to populate volume", &e),
+        seed::SeedError::Io { .. } | seed::SeedError::Extract { .. } => {
+            ApiError::from_internal("failed to populate volume", &e)
+        }
         other => ApiError::invalid(other.to_string()),
     }
 }

@@ -8,8 +8,12 @@
 //! directories below it, a non-directory hides everything below it. Symbolic links on the
 //! way to the mount point are followed inside the image, never out of it.
 //!
-//! Limits: sockets are not copied; for a container in a user namespace, owners are shifted
-//! through its ID map, IDs outside the map are kept as they are.
+//! The copy is written as a tar stream and unpacked with the store's extraction, which walks
+//! the volume by descriptors and never follows a symlink out of it: another container may
+//! use a shared named volume while it is seeded.
+//!
+//! Limits: sockets are not copied; for a container in a user namespace, owners are mapped
+//! through its ID map, and an ID outside the map fails the copy.
 
 use std::collections::{BTreeSet, HashMap, VecDeque};
 use std::ffi::{OsStr, OsString};
@@ -18,7 +22,10 @@ use std::io;
 use std::os::unix::fs::{FileTypeExt, MetadataExt, PermissionsExt};
 use std::path::{Path, PathBuf};
 
+use std::io::Write;
+
 use arca_api::shim::{IdMap, IdMaps};
+use arca_store::archive::{ExtractOptions, IdMapping, extract};
 
 #[derive(Debug, thiserror::Error)]
 pub enum SeedError {
@@ -26,6 +33,12 @@ pub enum SeedError {
     NotADirectory(String),
     #[error("too many levels of symbolic links resolving {0}")]
     Loop(String),
+    #[error("failed to copy image content into {path}: {source}")]
+    Extract {
+        path: PathBuf,
+        #[source]
+        source: arca_store::archive::ExtractError,
+    },
     #[error("failed to copy image content at {path}")]
     Io {
         path: PathBuf,
@@ -164,128 +177,198 @@ pub fn is_empty(dir: &Path) -> io::Result<bool> {
     Ok(fs::read_dir(dir)?.next().is_none())
 }
 
-/// Container IDs to host IDs for a container in a user namespace.
-fn shift(maps: &[IdMap], id: u32) -> u32 {
-    maps.iter()
-        .find(|m| id >= m.container_id && id - m.container_id < m.size)
-        .map_or(id, |m| m.host_id + (id - m.container_id))
-}
-
-struct Copier<'a> {
-    ids: Option<&'a IdMaps>,
-    /// Hard-linked files already copied: (device, inode) → the copy.
+/// Writes a merged directory as a tar stream (names relative to it, the image's IDs), for
+/// [`arca_store::archive::extract`] to unpack into the volume: the one extraction that never
+/// writes through a symlink out of its directory, which matters here because another
+/// container may use the (shared, named) volume while it is seeded.
+struct Packer<W: Write> {
+    tar: tar::Builder<W>,
+    /// Hard-linked files already written: (device, inode) → the first entry's name.
     links: HashMap<(u64, u64), PathBuf>,
 }
 
-impl Copier<'_> {
-    fn owner(&self, m: &Metadata) -> (u32, u32) {
-        match self.ids {
-            Some(ids) => (shift(&ids.uid, m.uid()), shift(&ids.gid, m.gid())),
-            None => (m.uid(), m.gid()),
-        }
-    }
-
-    /// Owner, mode, extended attributes and times of `src` onto `dst`.
-    fn metadata(&self, src: &Path, m: &Metadata, dst: &Path) -> Result<(), SeedError> {
-        let (uid, gid) = self.owner(m);
-        std::os::unix::fs::lchown(dst, Some(uid), Some(gid)).map_err(io_err(dst))?;
-        if !m.file_type().is_symlink() {
-            // After the chown, which clears set-id bits.
-            fs::set_permissions(dst, fs::Permissions::from_mode(m.mode() & 0o7777))
-                .map_err(io_err(dst))?;
-        }
+impl<W: Write> Packer<W> {
+    /// Extended attributes (not overlayfs' own) and the nanosecond mtime, as PAX records
+    /// before the entry.
+    fn pax(&mut self, src: &Path, m: &Metadata) -> io::Result<()> {
+        let mut ext: Vec<(String, Vec<u8>)> = vec![(
+            "mtime".into(),
+            format!("{}.{:09}", m.mtime(), m.mtime_nsec()).into_bytes(),
+        )];
         if let Ok(names) = xattr::list(src) {
             for name in names {
-                let n = name.to_string_lossy();
+                let n = name.to_string_lossy().into_owned();
                 if n.starts_with("trusted.overlay.") || n.starts_with("user.overlay.") {
                     continue;
                 }
                 if let Ok(Some(v)) = xattr::get(src, &name) {
-                    // Unsupported attributes on the volume's filesystem are skipped, as
-                    // Docker does.
-                    let _ = xattr::set(dst, &name, &v);
+                    ext.push((format!("SCHILY.xattr.{n}"), v));
                 }
             }
         }
-        let ts = |s: i64, ns: i64| nix::sys::time::TimeSpec::new(s, ns);
-        nix::sys::stat::utimensat(
-            None,
-            dst,
-            &ts(m.atime(), m.atime_nsec()),
-            &ts(m.mtime(), m.mtime_nsec()),
-            nix::sys::stat::UtimensatFlags::NoFollowSymlink,
-        )
-        .map_err(|e| io_err(dst)(io::Error::from(e)))?;
-        Ok(())
+        self.tar
+            .append_pax_extensions(ext.iter().map(|(k, v)| (k.as_str(), v.as_slice())))
     }
 
-    fn copy_dir(&mut self, src: &MergedDir, dst: &Path) -> Result<(), SeedError> {
+    fn header(m: &Metadata, kind: tar::EntryType) -> tar::Header {
+        let mut h = tar::Header::new_gnu();
+        h.set_entry_type(kind);
+        h.set_mode(m.mode() & 0o7777);
+        h.set_uid(u64::from(m.uid()));
+        h.set_gid(u64::from(m.gid()));
+        h.set_mtime(u64::try_from(m.mtime()).unwrap_or(0));
+        h.set_size(0);
+        h
+    }
+
+    fn add(&mut self, src: &Path, m: &Metadata, name: &Path) -> io::Result<()> {
+        use tar::EntryType;
+        let ft = m.file_type();
+        if ft.is_socket() {
+            // Nothing a new process could use.
+            return Ok(());
+        }
+        if ft.is_file() && m.nlink() > 1 {
+            if let Some(first) = self.links.get(&(m.dev(), m.ino())).cloned() {
+                let mut h = Self::header(m, EntryType::Link);
+                return self.tar.append_link(&mut h, name, first);
+            }
+            self.links.insert((m.dev(), m.ino()), name.to_path_buf());
+        }
+        self.pax(src, m)?;
+        if ft.is_dir() {
+            let mut h = Self::header(m, EntryType::Directory);
+            self.tar.append_data(&mut h, name, io::empty())
+        } else if ft.is_file() {
+            let mut h = Self::header(m, EntryType::Regular);
+            h.set_size(m.len());
+            let f = fs::File::open(src)?;
+            self.tar.append_data(&mut h, name, f)
+        } else if ft.is_symlink() {
+            let mut h = Self::header(m, EntryType::Symlink);
+            let target = fs::read_link(src)?;
+            self.tar.append_link(&mut h, name, target)
+        } else {
+            let kind = if ft.is_char_device() {
+                EntryType::Char
+            } else if ft.is_block_device() {
+                EntryType::Block
+            } else {
+                EntryType::Fifo
+            };
+            let mut h = Self::header(m, kind);
+            if kind != EntryType::Fifo {
+                let dev = m.rdev();
+                h.set_device_major(u32::try_from(nix::sys::stat::major(dev)).unwrap_or(0))?;
+                h.set_device_minor(u32::try_from(nix::sys::stat::minor(dev)).unwrap_or(0))?;
+            }
+            self.tar.append_data(&mut h, name, io::empty())
+        }
+    }
+
+    fn copy_dir(&mut self, src: &MergedDir, rel: &Path) -> io::Result<()> {
         let mut names = BTreeSet::new();
         for layer in &src.layers {
-            for e in fs::read_dir(layer).map_err(io_err(layer))? {
-                names.insert(e.map_err(io_err(layer))?.file_name());
+            for e in fs::read_dir(layer)? {
+                names.insert(e?.file_name());
             }
         }
         for name in names {
-            let to = dst.join(&name);
+            let to = rel.join(&name);
             match child(src, &name) {
                 None => {}
                 Some(Entry::Dir(d)) => {
                     let top = &d.layers[0];
-                    let m = fs::symlink_metadata(top).map_err(io_err(top))?;
-                    match fs::create_dir(&to) {
-                        Err(e) if e.kind() != io::ErrorKind::AlreadyExists => {
-                            return Err(io_err(&to)(e));
-                        }
-                        _ => {}
-                    }
+                    let m = fs::symlink_metadata(top)?;
+                    self.add(top, &m, &to)?;
                     self.copy_dir(&d, &to)?;
-                    self.metadata(top, &m, &to)?;
                 }
-                Some(Entry::Other(p, m)) => self.copy_other(&p, &m, &to)?,
+                Some(Entry::Other(p, m)) => self.add(&p, &m, &to)?,
             }
         }
         Ok(())
     }
+}
 
-    fn copy_other(&mut self, src: &Path, m: &Metadata, dst: &Path) -> Result<(), SeedError> {
-        let ft = m.file_type();
-        if ft.is_file() && m.nlink() > 1 {
-            if let Some(first) = self.links.get(&(m.dev(), m.ino())) {
-                return fs::hard_link(first, dst).map_err(io_err(dst));
-            }
-            self.links.insert((m.dev(), m.ino()), dst.to_path_buf());
-        }
-        if ft.is_file() {
-            fs::copy(src, dst).map_err(io_err(dst))?;
-        } else if ft.is_symlink() {
-            let target = fs::read_link(src).map_err(io_err(src))?;
-            std::os::unix::fs::symlink(target, dst).map_err(io_err(dst))?;
-        } else if ft.is_char_device() || ft.is_block_device() || ft.is_fifo() {
-            let kind = nix::sys::stat::SFlag::from_bits_truncate(m.mode() & libc::S_IFMT);
-            let perm = nix::sys::stat::Mode::from_bits_truncate(m.mode() & 0o7777);
-            nix::sys::stat::mknod(dst, kind, perm, m.rdev())
-                .map_err(|e| io_err(dst)(io::Error::from(e)))?;
-        } else {
-            // A socket: nothing a new process could use.
-            return Ok(());
-        }
-        self.metadata(src, m, dst)
+/// Container→host ID ranges as the store's extraction takes them.
+fn id_mapping(ids: &IdMaps) -> IdMapping {
+    let ranges = |maps: &[IdMap]| {
+        maps.iter()
+            .map(|m| (m.container_id, m.host_id, m.size))
+            .collect::<Vec<_>>()
+    };
+    IdMapping {
+        uids: ranges(&ids.uid),
+        gids: ranges(&ids.gid),
     }
 }
 
 /// Copies the merged directory `src` into `dst` (an existing, empty directory), which takes
-/// `src`'s owner, mode and times, as Docker's copy does. `ids`: the container's user
-/// namespace map, to shift owners into.
+/// `src`'s owner, mode, times and extended attributes, as Docker's copy does. `ids`: the
+/// container's user namespace map, to shift owners into.
 pub fn copy_into(src: &MergedDir, dst: &Path, ids: Option<&IdMaps>) -> Result<(), SeedError> {
-    let mut c = Copier {
-        ids,
-        links: HashMap::new(),
+    let (reader, writer) = io::pipe().map_err(io_err(dst))?;
+    let opts = ExtractOptions {
+        no_overwrite_dir_non_dir: false,
+        owner: None,
+        id_map: ids.map(id_mapping),
+        allow_devices: true,
+        preserve_owner: true,
     };
-    c.copy_dir(src, dst)?;
+    let (packed, extracted) = std::thread::scope(|s| {
+        let producer = s.spawn(move || -> io::Result<()> {
+            let mut p = Packer {
+                tar: tar::Builder::new(io::BufWriter::with_capacity(256 * 1024, writer)),
+                links: HashMap::new(),
+            };
+            p.copy_dir(src, Path::new(""))?;
+            p.tar.into_inner()?.flush()
+        });
+        // Dropping the reader (an early refusal) ends the producer with a broken pipe.
+        let extracted = extract(io::BufReader::with_capacity(256 * 1024, reader), dst, &opts);
+        let packed = producer
+            .join()
+            .unwrap_or_else(|_| Err(io::Error::other("the image reader panicked")));
+        (packed, extracted)
+    });
+    packed.map_err(io_err(&src.layers[0]))?;
+    extracted.map_err(|e| SeedError::Extract {
+        path: dst.to_path_buf(),
+        source: e,
+    })?;
+    // The volume's root takes the image directory's metadata (`dst` is arcad's own).
     let top = &src.layers[0];
     let m = fs::symlink_metadata(top).map_err(io_err(top))?;
-    c.metadata(top, &m, dst)
+    let (uid, gid) = match ids {
+        Some(ids) => id_mapping(ids)
+            .to_host(m.uid(), m.gid())
+            .unwrap_or((m.uid(), m.gid())),
+        None => (m.uid(), m.gid()),
+    };
+    std::os::unix::fs::lchown(dst, Some(uid), Some(gid)).map_err(io_err(dst))?;
+    // After the chown, which clears set-id bits.
+    fs::set_permissions(dst, fs::Permissions::from_mode(m.mode() & 0o7777)).map_err(io_err(dst))?;
+    if let Ok(names) = xattr::list(top) {
+        for name in names {
+            let n = name.to_string_lossy();
+            if n.starts_with("trusted.overlay.") || n.starts_with("user.overlay.") {
+                continue;
+            }
+            if let Ok(Some(v)) = xattr::get(top, &name) {
+                let _ = xattr::set(dst, &name, &v);
+            }
+        }
+    }
+    let ts = |s: i64, ns: i64| nix::sys::time::TimeSpec::new(s, ns);
+    nix::sys::stat::utimensat(
+        None,
+        dst,
+        &ts(m.atime(), m.atime_nsec()),
+        &ts(m.mtime(), m.mtime_nsec()),
+        nix::sys::stat::UtimensatFlags::NoFollowSymlink,
+    )
+    .map_err(|e| io_err(dst)(io::Error::from(e)))?;
+    Ok(())
 }
 
 #[cfg(test)]
@@ -420,5 +503,31 @@ mod tests {
         let root = fs::metadata(&dst).expect("root");
         assert_eq!((root.uid(), root.gid()), (100_000, 200_000));
         assert!(is_empty(&tmp.path().join("l/d")).is_ok_and(|e| !e));
+    }
+
+    #[test]
+    fn a_symlink_planted_in_the_volume_does_not_lead_the_copy_out_of_it() {
+        let tmp = tempfile::tempdir().expect("tempdir");
+        let (img, vol, outside) = (
+            tmp.path().join("img"),
+            tmp.path().join("vol"),
+            tmp.path().join("outside"),
+        );
+        write(&img.join("data/etc/passwd"), "from the image");
+        write(&img.join("data/file"), "from the image");
+        fs::create_dir_all(&vol).expect("mkdir");
+        fs::create_dir_all(&outside).expect("mkdir");
+        // Another container using the volume made these before the copy reached them.
+        std::os::unix::fs::symlink(&outside, vol.join("etc")).expect("symlink");
+        std::os::unix::fs::symlink(outside.join("file"), vol.join("file")).expect("symlink");
+        let ImagePath::Dir(d) = lookup(&[img], "/data").expect("lookup") else {
+            panic!("a directory");
+        };
+        let _ = copy_into(&d, &vol, None);
+        assert_eq!(
+            fs::read_dir(&outside).expect("outside").count(),
+            0,
+            "nothing was written outside the volume"
+        );
     }
 }
