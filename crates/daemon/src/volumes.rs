@@ -183,9 +183,10 @@ impl Volumes {
     pub fn remove(&self, name: &str) -> ApiResult<()> {
         self.get(name)?;
         let dir = self.dir.join(name);
-        self.unmount_for_removal(name, &dir)?;
+        let no_mounts = self.unmount_for_removal(name, &dir)?;
         std::fs::remove_file(self.meta(name))
             .map_err(|e| ApiError::from_internal("cannot remove the volume", &e))?;
+        drop(no_mounts);
         std::fs::remove_dir_all(&dir)
             .map_err(|e| ApiError::from_internal("cannot remove the volume's data", &e))?;
         tracing::info!(volume = %name, "volume removed");

@@ -256,6 +256,9 @@ impl Volumes {
             return Ok(data);
         }
         let mut map = self.holders.lock();
+        // Under the lock, again: a removal deletes the record while holding it, so a volume
+        // being removed is never mounted again underneath its deletion.
+        let rec = self.get(name)?;
         let mounted = is_mounted(&data)
             .map_err(|e| ApiError::from_internal("cannot read the mount table", &e))?;
         if !mounted {
@@ -362,7 +365,13 @@ impl Volumes {
 
     /// Before a removal: nobody may hold the volume, its `_data` is unmounted, and nothing
     /// may stay mounted below its directory (removal would delete through the mount).
-    pub(super) fn unmount_for_removal(&self, name: &str, dir: &Path) -> ApiResult<()> {
+    /// Unmounts a volume about to be removed; the returned guard keeps anyone from
+    /// mounting it again until the caller has deleted its record.
+    pub(super) fn unmount_for_removal(
+        &self,
+        name: &str,
+        dir: &Path,
+    ) -> ApiResult<MutexGuard<'_, HashMap<String, BTreeSet<String>>>> {
         let map = self.holders.lock();
         if map.get(name).is_some_and(|s| !s.is_empty()) {
             return Err(ApiError::conflict(format!(
@@ -388,7 +397,7 @@ impl Volumes {
                 m.display()
             )));
         }
-        Ok(())
+        Ok(map)
     }
 }
 
