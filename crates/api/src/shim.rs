@@ -400,9 +400,10 @@ mod tests {
 ///
 /// The helper makes a private mount namespace, puts the container's root there (the running
 /// container's mounted rootfs, or the overlay of a stopped one, mounted afresh), adds the
-/// container's binds and volumes (read-only ones read-only) and a private empty tmpfs for
-/// each tmpfs, `chroot`s into it and only then touches any path the request names: symlinks
-/// inside the container cannot lead out of it. Everything it mounted vanishes with it.
+/// container's binds and volumes (read-only ones read-only; its tmpfs mounts are in its
+/// memory, out of reach: a put there is refused), `chroot`s into it and only then touches
+/// any path the request names: symlinks inside the container cannot lead out of it.
+/// Everything it mounted vanishes with it.
 ///
 /// Stdout carries one [`ArchiveReply`] JSON line first; after a successful
 /// [`ArchiveOp::Get`] the tar stream follows. For [`ArchiveOp::Put`] the first reply says
@@ -413,7 +414,8 @@ pub struct ArchiveRequest {
     pub version: u32,
     pub op: ArchiveOp,
     pub root: ArchiveRoot,
-    /// The container's binds, volumes and tmpfs mounts, as the shim gets them.
+    /// The container's binds, volumes and tmpfs mounts, as the shim gets them (tmpfs ones
+    /// only name destinations a put must not write to).
     pub mounts: Vec<MountConfig>,
     /// `--read-only`: the root is mounted read-only.
     pub readonly_rootfs: bool,

@@ -385,5 +385,46 @@ fn docker_cp_maps_ids_through_the_user_namespace() {
         .expect("one entry")
         .expect("entry");
     assert_eq!(e.header().uid().ok(), Some(0));
+    // arcad's own files (/etc/hosts...) are outside the map: the overflow ID, as inside.
+    let tar = d.docker(&["cp", "u:/etc", "-"]);
+    assert_ok(&tar, "cp /etc out");
+    let mut a = tar::Archive::new(&tar.stdout[..]);
+    let hosts = a
+        .entries()
+        .expect("tar")
+        .map(|e| e.expect("entry"))
+        .find(|e| e.path().expect("path").ends_with("hosts"))
+        .expect("etc/hosts in the archive");
+    assert_eq!(hosts.header().uid().ok(), Some(65534));
     docker_ok(&d, &["rm", "-f", "u"]);
+}
+
+#[test]
+fn docker_cp_into_a_tmpfs_is_refused_and_archive_mode_keeps_owners() {
+    let d = Daemon::start();
+    d.load_busybox();
+    let host = tempfile::tempdir().expect("tempdir");
+    let f = host.path().join("owned.txt");
+    std::fs::write(&f, "x\n").expect("write");
+    std::os::unix::fs::chown(&f, Some(1234), Some(4321)).expect("chown");
+    docker_ok(
+        &d,
+        &[
+            "run", "-d", "--name", "t", "--tmpfs", "/scratch", "busybox", "sleep", "1000",
+        ],
+    );
+    let into = d.docker(&["cp", f.to_str().expect("utf8"), "t:/scratch/"]);
+    assert!(!into.status.success());
+    assert!(
+        stderr(&into).contains("cannot copy into /scratch: it is a tmpfs mount"),
+        "{}",
+        stderr(&into)
+    );
+    // `-a` into a container without --user keeps the archive's owners (moby).
+    docker_ok(&d, &["cp", "-a", f.to_str().expect("utf8"), "t:/tmp/"]);
+    assert_eq!(
+        docker_ok(&d, &["exec", "t", "stat", "-c", "%u:%g", "/tmp/owned.txt"]),
+        "1234:4321\n"
+    );
+    docker_ok(&d, &["rm", "-f", "t"]);
 }

@@ -330,12 +330,6 @@ impl Fake {
             mask_reqs(their_reqs, &theirs_dir),
             "requests of {args:?}"
         );
-        eprintln!(
-            "DEBUG {args:?}: arca {:?} {:?} tree {:?}",
-            ours.status,
-            text(&ours.stderr),
-            tree(&ours_dir)
-        );
         assert_eq!(ours.stdout, theirs.stdout, "stdout of {args:?}");
         // docker's own log lines (a tar writer whose reader went away) are not output.
         let docker_err: String = text(&theirs.stderr)

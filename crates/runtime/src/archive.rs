@@ -9,10 +9,11 @@
 //!    of a stopped one mounted afresh (read-only too with `--read-only`);
 //! 3. clones the container's binds and volumes from host paths (`open_tree`, read-only ones
 //!    made read-only), then `chroot`s into the root, and only then creates their mount
-//!    points and attaches them (`move_mount`), and mounts an empty private tmpfs on each of
-//!    the container's tmpfs destinations (Docker's view does the same): every path the
-//!    client named is resolved by the kernel inside the chroot, so a symlink in the
-//!    container (even one a running container swaps meanwhile) cannot lead to the host;
+//!    points and attaches them (`move_mount`): every path the client named is resolved by
+//!    the kernel inside the chroot, so a symlink in the container (even one a running
+//!    container swaps meanwhile) cannot lead to the host. The container's tmpfs mounts are
+//!    in its memory and out of reach (Docker's view leaves them out too): a put into one
+//!    is refused rather than written where the container cannot see it;
 //! 4. stats, archives or extracts with [`arca_store::archive`], which refuses archive
 //!    entries that would leave the extraction directory.
 
@@ -151,6 +152,8 @@ fn enter(req: &ArchiveRequest) -> Result<(), Failure> {
     let mut mounts: Vec<&MountConfig> = req.mounts.iter().collect();
     mounts.sort_by_key(|m| Path::new(&m.destination).components().count());
     let mut prepared = Vec::with_capacity(mounts.len());
+    // A tmpfs of the container lives in its memory, where nothing outside it can reach
+    // (Docker's view leaves them out too): a put there is refused (see `extraction_dir`).
     for m in mounts {
         let tree = match m.tmpfs {
             Some(_) => None,
@@ -174,23 +177,10 @@ fn enter(req: &ArchiveRequest) -> Result<(), Failure> {
     nix::unistd::chdir("/").map_err(|e| Failure::internal("cannot enter the root", e))?;
 
     for (m, tree) in prepared {
-        let dest = Path::new(&m.destination);
-        match tree {
-            Some((fd, is_dir)) => {
-                make_mount_point(dest, is_dir)?;
-                attach(&fd, dest)?;
-            }
-            None => {
-                make_mount_point(dest, true)?;
-                let mut flags = MsFlags::MS_NOSUID | MsFlags::MS_NODEV;
-                if m.readonly {
-                    flags |= MsFlags::MS_RDONLY;
-                }
-                nix::mount::mount(Some("tmpfs"), dest, Some("tmpfs"), flags, None::<&str>)
-                    .map_err(|e| {
-                        Failure::internal(&format!("cannot mount a tmpfs on {}", m.destination), e)
-                    })?;
-            }
+        if let Some((fd, is_dir)) = tree {
+            let dest = Path::new(&m.destination);
+            make_mount_point(dest, is_dir)?;
+            attach(&fd, dest)?;
         }
     }
     Ok(())
@@ -327,7 +317,13 @@ fn operate(req: &ArchiveRequest, out: &mut BufWriter<File>) -> Result<(), Failur
             no_overwrite_dir_non_dir,
             owner_user,
         } => {
-            let dir = extraction_dir(path)?;
+            let tmpfs: Vec<&str> = req
+                .mounts
+                .iter()
+                .filter(|m| m.tmpfs.is_some())
+                .map(|m| m.destination.as_str())
+                .collect();
+            let dir = extraction_dir(path, &tmpfs)?;
             let owner = match owner_user {
                 Some(user) => Some(owner_ids(user)?),
                 None => None,
@@ -344,7 +340,7 @@ fn operate(req: &ArchiveRequest, out: &mut BufWriter<File>) -> Result<(), Failur
             write_reply(out, &ArchiveReply::default());
             let stdin = io::stdin().lock();
             tarfs::extract(stdin, &dir, &opts).map_err(|e| match e {
-                tarfs::ExtractError::Io(io) if io.raw_os_error() == Some(libc::EROFS) => {
+                tarfs::ExtractError::Io(io) if io.kind() == io::ErrorKind::ReadOnlyFilesystem => {
                     Failure::new(ArchiveErrorKind::Invalid, read_only_message(&dir))
                 }
                 tarfs::ExtractError::Io(io) => Failure::internal("extraction failed", io),
@@ -358,9 +354,15 @@ fn operate(req: &ArchiveRequest, out: &mut BufWriter<File>) -> Result<(), Failur
 
 /// The directory a `Put` extracts into: every symlink followed (also a final one, so an
 /// archive can go to a link to a directory), which must be a writable directory.
-fn extraction_dir(path: &str) -> Result<PathBuf, Failure> {
+fn extraction_dir(path: &str, tmpfs: &[&str]) -> Result<PathBuf, Failure> {
     let dir = rootfs::resolve_in_root(Path::new("/"), &absolute(path))
         .map_err(|e| io_failure(path, e))?;
+    if let Some(t) = tmpfs.iter().find(|t| dir.starts_with(t)) {
+        return Err(Failure::new(
+            ArchiveErrorKind::Invalid,
+            format!("cannot copy into {t}: it is a tmpfs mount, in the container's memory"),
+        ));
+    }
     let meta = std::fs::symlink_metadata(&dir).map_err(|e| io_failure(path, e))?;
     if !meta.is_dir() {
         return Err(Failure::new(

@@ -240,27 +240,40 @@ pub struct IdMapping {
     pub gids: Vec<(u32, u32, u32)>,
 }
 
+/// One ID through `(container_id, host_id, size)` ranges, container to host or back.
+fn map_id(ranges: &[(u32, u32, u32)], id: u32, to_host: bool) -> Option<u32> {
+    ranges.iter().find_map(|&(c, h, n)| {
+        let (from, to) = if to_host { (c, h) } else { (h, c) };
+        let off = id.checked_sub(from)?;
+        (off < n).then(|| to.checked_add(off)).flatten()
+    })
+}
+
 impl IdMapping {
     /// Container IDs to host IDs (moby's `ToHost`).
     pub fn to_host(&self, uid: u32, gid: u32) -> Option<(u32, u32)> {
-        let map = |ranges: &[(u32, u32, u32)], id: u32| {
-            ranges.iter().find_map(|&(c, h, n)| {
-                let off = id.checked_sub(c)?;
-                (off < n).then(|| h.checked_add(off)).flatten()
-            })
-        };
-        Some((map(&self.uids, uid)?, map(&self.gids, gid)?))
+        Some((
+            map_id(&self.uids, uid, true)?,
+            map_id(&self.gids, gid, true)?,
+        ))
     }
 
     /// Host IDs to container IDs (moby's `ToContainer`).
     pub fn to_container(&self, uid: u32, gid: u32) -> Option<(u32, u32)> {
-        let map = |ranges: &[(u32, u32, u32)], id: u32| {
-            ranges.iter().find_map(|&(c, h, n)| {
-                let off = id.checked_sub(h)?;
-                (off < n).then(|| c.checked_add(off)).flatten()
-            })
-        };
-        Some((map(&self.uids, uid)?, map(&self.gids, gid)?))
+        Some((
+            map_id(&self.uids, uid, false)?,
+            map_id(&self.gids, gid, false)?,
+        ))
+    }
+
+    /// [`IdMapping::to_container`], each ID outside the maps becoming the kernel's overflow
+    /// ID (65534), as a process in the user namespace sees it.
+    pub fn to_container_or_overflow(&self, uid: u32, gid: u32) -> (u32, u32) {
+        const OVERFLOW: u32 = 65534;
+        (
+            map_id(&self.uids, uid, false).unwrap_or(OVERFLOW),
+            map_id(&self.gids, gid, false).unwrap_or(OVERFLOW),
+        )
     }
 }
 

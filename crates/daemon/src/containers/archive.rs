@@ -37,6 +37,10 @@ pub struct Answer {
 /// Bytes per chunk of a get's tar stream.
 const CHUNK: usize = 256 * 1024;
 
+/// How long a client may stall (send nothing, read nothing) before the request is ended: a
+/// stopped container's lock, or a running one's restart, waits for it.
+const STALL: std::time::Duration = std::time::Duration::from_secs(120);
+
 impl Containers {
     /// Runs `op` on `c`'s filesystem (`name`: the container as the client named it). For a put, `body` is the tar stream to extract; the
     /// answer comes once it has been extracted. For a get the answer carries the stat and
@@ -86,13 +90,19 @@ impl Containers {
         S: Stream<Item = Result<Bytes, axum::Error>> + Send + Unpin + 'static,
     {
         // A running container that exits between the check and the helper's look is looked
-        // at again as a stopped one.
-        for attempt in 0..2 {
-            let status = c.status();
-            let running = matches!(status, ContainerStatus::Running | ContainerStatus::Paused)
-                && attempt == 0;
-            let _op = if running {
-                None
+        // at again as a stopped one; a stopped one that starts while we wait for its lock,
+        // as a running one.
+        for _ in 0..4 {
+            let is_running = |c: &Container| {
+                matches!(
+                    c.status(),
+                    ContainerStatus::Running | ContainerStatus::Paused
+                )
+            };
+            let (running, _op, _fs) = if is_running(&c) {
+                // A start (a restart by the policy) waits until the helper is done: it must
+                // not mount the upper directory the helper's copy of the rootfs still uses.
+                (true, None, Some(c.fs_users.read().await))
             } else {
                 let guard = c.op.lock().await;
                 if c.life.borrow().removed {
@@ -102,7 +112,10 @@ impl Containers {
                     )))));
                     return;
                 }
-                Some(guard)
+                if is_running(&c) {
+                    continue;
+                }
+                (false, Some(guard), None)
             };
             let request = match self.archive_request(&c, op.clone(), running).await {
                 Ok(r) => r,
@@ -162,7 +175,7 @@ impl Containers {
             }
             if let Some(mp) = mount_point {
                 let _ = tokio::fs::remove_dir(&mp).await;
-                self.volumes.release_all(c.id.as_str());
+                tokio::task::block_in_place(|| self.volumes.release_all(c.id.as_str()));
             }
             return;
         }
@@ -218,7 +231,7 @@ impl Containers {
             .collect();
         // A stopped container's volumes are held for the helper's life (released once it is
         // done, under the same lock); a running container holds them already.
-        mounts.extend(self.shim_mounts(&rec)?);
+        mounts.extend(tokio::task::block_in_place(|| self.shim_mounts(&rec))?);
         let op = match op {
             ArchiveOp::Put {
                 path,
@@ -227,7 +240,8 @@ impl Containers {
             } => ArchiveOp::Put {
                 path,
                 no_overwrite_dir_non_dir,
-                owner_user: Some(rec.config.user.clone().unwrap_or_default()),
+                // moby: without a `--user`, `copyUIDGID` keeps the archive's owners.
+                owner_user: rec.config.user.clone().filter(|u| !u.is_empty()),
             },
             other => other,
         };
@@ -315,17 +329,27 @@ impl Containers {
                     .ok_or_else(|| Failed::Api(ApiError::invalid("an archive is required")))?;
                 let mut body = body;
                 let mut client_error = None;
-                while let Some(chunk) = body.next().await {
+                loop {
+                    let chunk = match tokio::time::timeout(STALL, body.next()).await {
+                        Ok(Some(chunk)) => chunk,
+                        Ok(None) => break,
+                        Err(_) => {
+                            client_error = Some(format!("no data for {}s", STALL.as_secs()));
+                            break;
+                        }
+                    };
                     match chunk {
                         Ok(bytes) => {
                             // The helper stops reading when the archive is refused: its reply
-                            // says why.
+                            // says why, once the client has sent the rest (a client still
+                            // writing would see a broken pipe instead of the reason).
                             if stdin.write_all(&bytes).await.is_err() {
+                                drain(&mut body).await;
                                 break;
                             }
                         }
                         Err(e) => {
-                            client_error = Some(e);
+                            client_error = Some(e.to_string());
                             break;
                         }
                     }
@@ -417,8 +441,9 @@ async fn pump(
             Ok(0) => return true,
             Ok(n) => {
                 buf.truncate(n);
-                if tx.send(Ok(Bytes::from(buf))).await.is_err() {
-                    return false;
+                match tokio::time::timeout(STALL, tx.send(Ok(Bytes::from(buf)))).await {
+                    Ok(Ok(())) => {}
+                    _ => return false,
                 }
             }
             Err(_) => return false,

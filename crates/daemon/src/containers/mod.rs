@@ -59,6 +59,9 @@ pub struct Container {
     life: watch::Sender<Life>,
     /// Serialises lifecycle operations on this container.
     pub op: tokio::sync::Mutex<()>,
+    /// Held (shared) by `docker cp` helpers looking at the running container's rootfs; a
+    /// start takes it exclusively before mounting the container's upper directory again.
+    pub fs_users: tokio::sync::RwLock<()>,
     /// Attach sessions made before start; `start` connects them before the process runs.
     pending_attach: Mutex<Vec<attach::PendingAttach>>,
     /// The restart policy's current back-off (in memory: a restarted arcad starts over).
@@ -80,6 +83,7 @@ impl Container {
             record: Mutex::new(record),
             life: watch::Sender::new(life),
             op: tokio::sync::Mutex::new(()),
+            fs_users: tokio::sync::RwLock::new(()),
             pending_attach: Mutex::new(Vec::new()),
             backoff: Mutex::new(None),
             health_task: Mutex::new(None),

@@ -387,7 +387,10 @@ impl Containers {
         })
         .await
         .map_err(|e| ApiError::internal(format!("start task failed: {e}")))??;
-        let config = self.shim_config(&rec, lower, attachment)?;
+        // Mounting a volume with driver options may block: off the async threads.
+        let config = tokio::task::block_in_place(|| self.shim_config(&rec, lower, attachment))?;
+        // No `docker cp` helper still looks at a previous run's rootfs (see archive.rs).
+        let _fs = c.fs_users.write().await;
 
         let prepared = began.elapsed();
         let ready = shim::spawn(&self.paths.shim_bin, &config)

@@ -147,20 +147,14 @@ impl<W: Write> Packer<'_, W> {
         Ok(())
     }
 
+    /// The entry's owner as the container sees it: a host ID outside the container's maps
+    /// (a file arcad made, such as `/etc/hosts`) is the overflow ID 65534, as the kernel
+    /// shows it inside the user namespace.
     fn ids(&self, meta: &Metadata) -> io::Result<(u32, u32)> {
-        match &self.opts.id_map {
-            None => Ok((meta.uid(), meta.gid())),
-            Some(map) => map.to_container(meta.uid(), meta.gid()).ok_or_else(|| {
-                io::Error::new(
-                    io::ErrorKind::InvalidData,
-                    format!(
-                        "host ID {}:{} cannot be mapped to a container ID",
-                        meta.uid(),
-                        meta.gid()
-                    ),
-                )
-            }),
-        }
+        Ok(match &self.opts.id_map {
+            None => (meta.uid(), meta.gid()),
+            Some(map) => map.to_container_or_overflow(meta.uid(), meta.gid()),
+        })
     }
 
     /// Adds one entry named `name` for `path`.
