@@ -10,7 +10,6 @@
 
 mod idmap;
 
-use std::ffi::OsString;
 use std::fs::File;
 use std::io;
 use std::os::unix::ffi::OsStrExt;
@@ -22,61 +21,15 @@ use nix::mount::{MntFlags, MsFlags};
 
 pub use self::idmap::{host_id, mapped_root};
 
-/// Symlinks followed before a lookup gives up, as Linux's `MAXSYMLINKS` (40) times a margin.
-const MAX_SYMLINKS: usize = 255;
-
 /// Default `PATH` when the container's environment has none (Docker's default).
 pub const DEFAULT_PATH: &str = "/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin";
 
 /// Joins `path` (interpreted inside the container) onto `root`, resolving every symlink
-/// within `root`. Components that do not exist are appended as they are.
+/// within `root` ([`arca_store::archive::resolve_in_root`]). Components that do not exist are
+/// appended as they are.
 pub fn resolve_in_root(root: &Path, path: &str) -> io::Result<PathBuf> {
-    let mut pending: Vec<OsString> = components_reversed(Path::new(path));
-    let mut resolved: Vec<OsString> = Vec::new();
-    let mut links = 0;
-    while let Some(part) = pending.pop() {
-        if part == ".." {
-            resolved.pop();
-            continue;
-        }
-        let mut host = root.to_path_buf();
-        host.extend(&resolved);
-        host.push(&part);
-        match std::fs::symlink_metadata(&host) {
-            Ok(m) if m.file_type().is_symlink() => {
-                links += 1;
-                if links > MAX_SYMLINKS {
-                    return Err(io::Error::from_raw_os_error(libc::ELOOP));
-                }
-                let target = std::fs::read_link(&host)?;
-                if target.is_absolute() {
-                    resolved.clear();
-                }
-                pending.extend(components_reversed(&target));
-            }
-            Ok(_) => resolved.push(part),
-            Err(e) if e.kind() == io::ErrorKind::NotFound => resolved.push(part),
-            Err(e) if e.raw_os_error() == Some(libc::ENOTDIR) => resolved.push(part),
-            Err(e) => return Err(e),
-        }
-    }
-    let mut out = root.to_path_buf();
-    out.extend(&resolved);
-    Ok(out)
-}
-
-/// Normal components of `p` (and `..`), last first, so `pop()` yields them in order.
-fn components_reversed(p: &Path) -> Vec<OsString> {
-    let mut v: Vec<OsString> = p
-        .components()
-        .filter_map(|c| match c {
-            Component::Normal(s) => Some(s.to_os_string()),
-            Component::ParentDir => Some(OsString::from("..")),
-            Component::RootDir | Component::CurDir | Component::Prefix(_) => None,
-        })
-        .collect();
-    v.reverse();
-    v
+    let inside = arca_store::archive::resolve_in_root(root, Path::new(path))?;
+    Ok(root.join(inside.strip_prefix("/").unwrap_or(&inside)))
 }
 
 /// Why the container's command cannot run, worded as Docker (runc) words it.

@@ -161,7 +161,8 @@ pub fn stat_in_root(root: &Path, path: &Path, name: &str) -> io::Result<PathStat
 /// Resolves every symlink in `path` as a process chrooted at `root` would (absolute targets
 /// restart at `root`, `..` stops there), and returns the result relative to `root` (always
 /// absolute, e.g. `/usr/bin`). Components that do not exist are kept as written, so a
-/// dangling link resolves as far as it can (moby's `FollowSymlinkInScope`).
+/// dangling link resolves as far as it can (moby's `FollowSymlinkInScope`). More than 255
+/// links is `ELOOP`.
 pub fn resolve_in_root(root: &Path, path: &Path) -> io::Result<PathBuf> {
     const MAX_LINKS: usize = 255;
     let mut done: Vec<std::ffi::OsString> = Vec::new();
@@ -179,10 +180,7 @@ pub fn resolve_in_root(root: &Path, path: &Path) -> io::Result<PathBuf> {
             Ok(m) if m.file_type().is_symlink() => {
                 links += 1;
                 if links > MAX_LINKS {
-                    return Err(io::Error::new(
-                        io::ErrorKind::InvalidInput,
-                        format!("too many links in {}", path.display()),
-                    ));
+                    return Err(io::Error::from_raw_os_error(libc::ELOOP));
                 }
                 let target = std::fs::read_link(&here)?;
                 if target.is_absolute() {

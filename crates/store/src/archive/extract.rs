@@ -13,16 +13,17 @@ use std::os::fd::{AsFd, AsRawFd, BorrowedFd, OwnedFd};
 use std::os::unix::ffi::OsStrExt;
 use std::path::Path;
 
-use nix::dir::Dir;
 use nix::errno::Errno;
 use nix::fcntl::{AtFlags, OFlag};
 use nix::sys::stat::{self, FchmodatFlags, FileStat, Mode, SFlag, UtimensatFlags};
 use nix::sys::time::TimeSpec;
-use nix::unistd::{self, Gid, Uid, UnlinkatFlags};
+use nix::unistd::{self, Gid, Uid};
 use tar::EntryType;
 
 use super::{ExtractError, ExtractOptions, ExtractStats, clean_from, clean_name, display_join};
 use crate::sys;
+use crate::unpack::fsops::remove_all;
+use crate::unpack::parse_pax_time;
 
 /// Most symlinks followed while resolving one path (the kernel's limit).
 const MAX_LINKS: usize = 40;
@@ -740,46 +741,4 @@ fn read_meta<R: Read>(
         xattrs,
         device,
     })
-}
-
-/// Parses a PAX time (`1700000000.123456789`, possibly negative).
-fn parse_pax_time(v: &[u8]) -> Option<TimeSpec> {
-    let s = std::str::from_utf8(v).ok()?;
-    let (secs, frac) = s.split_once('.').unwrap_or((s, ""));
-    let secs: i64 = secs.parse().ok()?;
-    let mut nanos: i64 = 0;
-    if !frac.is_empty() {
-        let digits: String = frac.chars().take(9).collect();
-        if !digits.bytes().all(|b| b.is_ascii_digit()) {
-            return None;
-        }
-        nanos = format!("{digits:0<9}").parse().ok()?;
-    }
-    if s.starts_with('-') && nanos > 0 {
-        Some(TimeSpec::new(secs - 1, 1_000_000_000 - nanos))
-    } else {
-        Some(TimeSpec::new(secs, nanos))
-    }
-}
-
-/// Removes `name` in `parent` and, if it is a directory, everything below it; never follows
-/// a symlink.
-fn remove_all(parent: BorrowedFd<'_>, name: &OsStr) -> Result<(), Errno> {
-    match unistd::unlinkat(Some(parent.as_raw_fd()), name, UnlinkatFlags::NoRemoveDir) {
-        Ok(()) | Err(Errno::ENOENT) => return Ok(()),
-        Err(Errno::EISDIR) => {}
-        Err(e) => return Err(e),
-    }
-    let fd = sys::openat(parent, name, DIR_FLAGS, Mode::empty())?;
-    let dup = fd.try_clone().map_err(|e| errno_of(&e))?;
-    let children: Vec<OsString> = Dir::from(dup)?
-        .iter()
-        .filter_map(Result::ok)
-        .map(|e| OsStr::from_bytes(e.file_name().to_bytes()).to_owned())
-        .filter(|n| n != "." && n != "..")
-        .collect();
-    for child in children {
-        remove_all(fd.as_fd(), &child)?;
-    }
-    unistd::unlinkat(Some(parent.as_raw_fd()), name, UnlinkatFlags::RemoveDir)
 }

@@ -455,8 +455,9 @@ impl<'a> Fs<'a> {
 }
 
 /// Removes `name` in `parent` and, if it is a directory, everything below it; never follows a
-/// symlink. Depth is bounded by the 4096-byte path limit.
-fn remove_all(parent: BorrowedFd<'_>, name: &OsStr) -> nix::Result<()> {
+/// symlink. Depth is bounded by the 4096-byte path limit. Also used by `docker cp`'s
+/// extraction.
+pub(crate) fn remove_all(parent: BorrowedFd<'_>, name: &OsStr) -> nix::Result<()> {
     match unistd::unlinkat(Some(parent.as_raw_fd()), name, UnlinkatFlags::NoRemoveDir) {
         Ok(()) | Err(Errno::ENOENT) => return Ok(()),
         Err(Errno::EISDIR) => {}

@@ -20,7 +20,7 @@
 //! PAX/GNU metadata records are capped at 1 MiB, entry paths at 4096 bytes. GNU sparse files
 //! and PAX `size` overrides are rejected.
 
-mod fsops;
+pub(crate) mod fsops;
 
 use std::ffi::OsString;
 use std::io::{self, Read};
@@ -360,8 +360,9 @@ fn meta<R: Read>(
     })
 }
 
-/// Parses a PAX time (`1700000000.123456789`, possibly negative).
-fn parse_pax_time(v: &[u8]) -> Option<TimeSpec> {
+/// Parses a PAX time (`1700000000.123456789`, possibly negative, `-0.5` included); also
+/// used by `docker cp`'s extraction.
+pub(crate) fn parse_pax_time(v: &[u8]) -> Option<TimeSpec> {
     let s = std::str::from_utf8(v).ok()?;
     let (secs, frac) = s.split_once('.').unwrap_or((s, ""));
     let secs: i64 = secs.parse().ok()?;
@@ -373,7 +374,7 @@ fn parse_pax_time(v: &[u8]) -> Option<TimeSpec> {
         }
         nanos = format!("{digits:0<9}").parse().ok()?;
     }
-    if secs < 0 && nanos > 0 {
+    if s.starts_with('-') && nanos > 0 {
         Some(TimeSpec::new(secs - 1, 1_000_000_000 - nanos))
     } else {
         Some(TimeSpec::new(secs, nanos))
