@@ -323,4 +323,13 @@ fn pax_times_parse_with_fractions() {
     );
     assert_eq!(parse_pax_time(b"7"), Some(TimeSpec::new(7, 0)));
     assert_eq!(parse_pax_time(b"x"), None);
+    // Before the epoch, also less than a second before it.
+    assert_eq!(
+        parse_pax_time(b"-1.25"),
+        Some(TimeSpec::new(-2, 750_000_000))
+    );
+    assert_eq!(
+        parse_pax_time(b"-0.5"),
+        Some(TimeSpec::new(-1, 500_000_000))
+    );
 }
