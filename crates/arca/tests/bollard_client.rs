@@ -187,17 +187,28 @@ fn bollard_observes_a_running_container() {
         assert!(has("/etc/group", ChangeType::_2), "{changes:?}");
         assert!(has("/etc", ChangeType::_0), "{changes:?}");
 
-        let top = docker
-            .top_processes(
-                &id,
-                Some(TopOptionsBuilder::default().ps_args("-ef").build()),
-            )
-            .await
-            .expect("top");
-        let titles = top.titles.expect("titles");
+        // The shell starts `sleep` right after its `rm`: poll (bounded) until it has.
+        let deadline = std::time::Instant::now() + Duration::from_secs(10);
+        let (titles, procs) = loop {
+            let top = docker
+                .top_processes(
+                    &id,
+                    Some(TopOptionsBuilder::default().ps_args("-ef").build()),
+                )
+                .await
+                .expect("top");
+            let titles = top.titles.expect("titles");
+            let procs = top.processes.expect("processes");
+            let cmd = titles.iter().position(|t| t == "CMD").expect("CMD column");
+            if procs.iter().any(|p| p[cmd].starts_with("sleep 300"))
+                || std::time::Instant::now() > deadline
+            {
+                break (titles, procs);
+            }
+            tokio::time::sleep(Duration::from_millis(50)).await;
+        };
         assert!(titles.iter().any(|t| t == "PID"), "{titles:?}");
         let cmd = titles.iter().position(|t| t == "CMD").expect("CMD column");
-        let procs = top.processes.expect("processes");
         assert!(
             procs.iter().any(|p| p[cmd].starts_with("sleep 300")),
             "{procs:?}"
