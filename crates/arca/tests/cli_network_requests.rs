@@ -7,17 +7,11 @@
 mod common;
 
 use std::collections::BTreeSet;
-use std::io::{BufRead, BufReader, Read, Write};
-use std::os::unix::net::{UnixListener, UnixStream};
-use std::path::PathBuf;
-use std::process::{Command, Output, Stdio};
-use std::sync::{Arc, Mutex};
 
 use serde_json::{Value, json};
 
-use common::DOCKER;
-
-const ARCA: &str = env!("CARGO_BIN_EXE_arca");
+use common::fake_engine::{ARCA, Answer, FakeEngine, Ran, Request};
+use common::{DOCKER, stderr};
 
 const NET_ID: &str = "3f5e1c2b9a8d7e6f5a4b3c2d1e0f9a8b7c6d5e4f3a2b1c0d9e8f7a6b5c4d3e2f";
 
@@ -28,8 +22,9 @@ fn network_json(name: &str, id: &str, driver: &str) -> String {
     )
 }
 
+/// A request as compared: the body as JSON (the clients order keys and space differently).
 #[derive(Debug, Clone, PartialEq)]
-struct Request {
+struct Sent {
     method: String,
     /// The path without the API version prefix.
     path: String,
@@ -37,48 +32,27 @@ struct Request {
     body: Option<Value>,
 }
 
-/// The fake engine: a listener thread, one thread per connection, HTTP/1.1 keep-alive.
-struct Fake {
-    _dir: tempfile::TempDir,
-    socket: PathBuf,
-    config: PathBuf,
-    log: Arc<Mutex<Vec<Request>>>,
-}
-
-fn percent_decode(s: &str) -> String {
-    let b = s.as_bytes();
-    let mut out = Vec::new();
-    let mut i = 0;
-    while i < b.len() {
-        match b[i] {
-            b'+' => out.push(b' '),
-            b'%' if i + 2 < b.len() => {
-                let hex = std::str::from_utf8(&b[i + 1..i + 3]).unwrap_or("");
-                match u8::from_str_radix(hex, 16) {
-                    Ok(v) => {
-                        out.push(v);
-                        i += 2;
-                    }
-                    Err(_) => out.push(b'%'),
-                }
-            }
-            c => out.push(c),
+impl From<Request> for Sent {
+    fn from(r: Request) -> Self {
+        Self {
+            body: (!r.body.is_empty())
+                .then(|| serde_json::from_slice(&r.body).expect("request body is JSON")),
+            method: r.method,
+            path: r.path,
+            query: r.query,
         }
-        i += 1;
     }
-    String::from_utf8_lossy(&out).into_owned()
 }
 
-/// The answer to a request: status and body.
-fn answer(method: &str, path: &str) -> (u16, String) {
+/// The answer to a request.
+fn answer(r: &Request) -> Answer {
     let net = network_json("mynet", NET_ID, "bridge");
-    match (method, path) {
-        (_, "/_ping") => (200, "OK".into()),
-        ("GET", "/version") => (
+    match (r.method.as_str(), r.path.as_str()) {
+        ("GET", "/version") => Answer::json(
             200,
-            r#"{"Version":"28.2.2","ApiVersion":"1.51","MinAPIVersion":"1.24","Os":"linux","Arch":"amd64"}"#.into(),
+            r#"{"Version":"28.2.2","ApiVersion":"1.51","MinAPIVersion":"1.24","Os":"linux","Arch":"amd64"}"#,
         ),
-        ("GET", "/networks") => (
+        ("GET", "/networks") => Answer::json(
             200,
             format!(
                 "[{net},{},{}]\n",
@@ -86,186 +60,44 @@ fn answer(method: &str, path: &str) -> (u16, String) {
                 network_json("bridge", &"a".repeat(64), "bridge")
             ),
         ),
-        ("POST", "/networks/create") => (201, format!(r#"{{"Id":"{}","Warning":""}}"#, "c".repeat(64))),
-        ("POST", "/networks/prune") => (200, r#"{"NetworksDeleted":["old1","old2"]}"#.into()),
-        ("POST", "/containers/create") => {
-            (201, format!(r#"{{"Id":"{}","Warnings":[]}}"#, "d".repeat(64)))
-        }
+        ("POST", "/networks/create") => Answer::json(
+            201,
+            format!(r#"{{"Id":"{}","Warning":""}}"#, "c".repeat(64)),
+        ),
+        ("POST", "/networks/prune") => Answer::json(200, r#"{"NetworksDeleted":["old1","old2"]}"#),
+        ("POST", "/containers/create") => Answer::json(
+            201,
+            format!(r#"{{"Id":"{}","Warnings":[]}}"#, "d".repeat(64)),
+        ),
         (_, p) if p.starts_with("/networks/nope") => {
-            (404, r#"{"message":"network nope not found"}"#.into())
+            Answer::json(404, r#"{"message":"network nope not found"}"#)
         }
-        ("POST", p) if p.ends_with("/connect") || p.ends_with("/disconnect") => (200, String::new()),
-        ("GET", p) if p.starts_with("/networks/") => (200, format!("{net}\n")),
-        ("DELETE", p) if p.starts_with("/networks/") => (204, String::new()),
-        _ => (404, r#"{"message":"page not found"}"#.into()),
+        ("POST", p) if p.ends_with("/connect") || p.ends_with("/disconnect") => {
+            Answer::json(200, "")
+        }
+        ("GET", p) if p.starts_with("/networks/") => Answer::json(200, format!("{net}\n")),
+        ("DELETE", p) if p.starts_with("/networks/") => Answer::json(204, ""),
+        _ => Answer::json(404, r#"{"message":"page not found"}"#),
     }
 }
 
-fn serve(stream: UnixStream, log: Arc<Mutex<Vec<Request>>>) -> std::io::Result<()> {
-    let mut reader = BufReader::new(stream.try_clone()?);
-    let mut out = stream;
-    loop {
-        let mut line = String::new();
-        if reader.read_line(&mut line)? == 0 {
-            return Ok(());
-        }
-        let mut parts = line.split_whitespace();
-        let method = parts.next().unwrap_or("").to_owned();
-        let target = parts.next().unwrap_or("").to_owned();
-        let mut length = 0usize;
-        let mut chunked = false;
-        loop {
-            let mut h = String::new();
-            reader.read_line(&mut h)?;
-            let h = h.trim_end();
-            if h.is_empty() {
-                break;
-            }
-            let (k, v) = h.split_once(':').unwrap_or((h, ""));
-            match k.to_ascii_lowercase().as_str() {
-                "content-length" => length = v.trim().parse().unwrap_or(0),
-                "transfer-encoding" => chunked = v.trim().eq_ignore_ascii_case("chunked"),
-                _ => {}
-            }
-        }
-        let mut body = Vec::new();
-        if chunked {
-            loop {
-                let mut size = String::new();
-                reader.read_line(&mut size)?;
-                let n = usize::from_str_radix(size.trim(), 16).unwrap_or(0);
-                let mut chunk = vec![0; n + 2];
-                reader.read_exact(&mut chunk)?;
-                if n == 0 {
-                    break;
-                }
-                body.extend_from_slice(&chunk[..n]);
-            }
-        } else {
-            body.resize(length, 0);
-            reader.read_exact(&mut body)?;
-        }
-        let (raw_path, query) = target.split_once('?').unwrap_or((&target, ""));
-        // `/v1.50/networks` → `/networks`.
-        let path = match raw_path.strip_prefix("/v") {
-            Some(rest) if rest.starts_with(|c: char| c.is_ascii_digit()) => {
-                rest.find('/').map_or(raw_path, |i| &rest[i..])
-            }
-            _ => raw_path,
-        };
-        let path = percent_decode(path);
-        if path != "/_ping" {
-            log.lock().expect("log").push(Request {
-                method: method.clone(),
-                path: path.clone(),
-                query: query
-                    .split('&')
-                    .filter(|q| !q.is_empty())
-                    .map(|q| {
-                        let (k, v) = q.split_once('=').unwrap_or((q, ""));
-                        (percent_decode(k), percent_decode(v))
-                    })
-                    .collect(),
-                body: (!body.is_empty())
-                    .then(|| serde_json::from_slice(&body).expect("request body is JSON")),
-            });
-        }
-        let (status, text) = answer(&method, &path);
-        let reason = match status {
-            200 => "OK",
-            201 => "Created",
-            204 => "No Content",
-            _ => "Not Found",
-        };
-        let content_type = if path == "/_ping" {
-            "text/plain; charset=utf-8"
-        } else {
-            "application/json"
-        };
-        let send = if method == "HEAD" || status == 204 {
-            ""
-        } else {
-            &text
-        };
-        write!(
-            out,
-            "HTTP/1.1 {status} {reason}\r\nApi-Version: 1.51\r\nOstype: linux\r\nServer: Docker/28.2.2 (linux)\r\nContent-Type: {content_type}\r\nContent-Length: {}\r\n\r\n{send}",
-            send.len()
-        )?;
-        out.flush()?;
-    }
-}
+/// The fake engine with [`answer`]; requests compared as [`Sent`].
+struct Fake(FakeEngine);
 
 impl Fake {
     fn start() -> Self {
-        let dir = tempfile::Builder::new()
-            .prefix("arca-fake-engine-")
-            .tempdir_in("/tmp")
-            .expect("tempdir");
-        let socket = dir.path().join("engine.sock");
-        let listener = UnixListener::bind(&socket).expect("bind");
-        let log = Arc::new(Mutex::new(Vec::new()));
-        let l = log.clone();
-        std::thread::spawn(move || {
-            for stream in listener.incoming() {
-                let Ok(stream) = stream else { return };
-                let l = l.clone();
-                std::thread::spawn(move || {
-                    let _ = serve(stream, l);
-                });
-            }
-        });
-        let config = dir.path().join("docker-config");
-        std::fs::create_dir_all(&config).expect("config dir");
-        Self {
-            socket,
-            config,
-            log,
-            _dir: dir,
-        }
+        Self(FakeEngine::start(answer))
     }
 
     /// Runs a client with `args` and returns its output and the requests it made.
-    fn run(&self, prog: &str, args: &[&str]) -> (Output, Vec<Request>) {
-        self.log.lock().expect("log").clear();
-        let host = format!("unix://{}", self.socket.display());
-        let out = Command::new(prog)
-            .args(args)
-            .env("DOCKER_HOST", &host)
-            .env("ARCA_HOST", &host)
-            .env("DOCKER_CONFIG", &self.config)
-            .env_remove("DOCKER_CONTEXT")
-            .stdin(Stdio::null())
-            .output()
-            .expect("run client");
-        let reqs = std::mem::take(&mut *self.log.lock().expect("log"));
-        (out, reqs)
+    fn run(&self, prog: &str, args: &[&str]) -> Ran<Sent> {
+        self.0.run(prog, args, None)
     }
 
     /// Runs `args` through docker and arca; returns (docker's, arca's) for more checks.
-    fn same(&self, args: &[&str]) -> ((Output, Vec<Request>), (Output, Vec<Request>)) {
-        let theirs = self.run(DOCKER, args);
-        let ours = self.run(ARCA, args);
-        let text = |b: &[u8]| String::from_utf8_lossy(b).into_owned();
-        assert_eq!(ours.1, theirs.1, "requests of {args:?}");
-        assert_eq!(
-            text(&ours.0.stdout),
-            text(&theirs.0.stdout),
-            "stdout of {args:?}"
-        );
-        assert_eq!(
-            ours.0.status.code(),
-            theirs.0.status.code(),
-            "status of {args:?}: docker said {}, arca said {}",
-            text(&theirs.0.stderr),
-            text(&ours.0.stderr)
-        );
-        (theirs, ours)
+    fn same(&self, args: &[&str]) -> (Ran<Sent>, Ran<Sent>) {
+        self.0.same(args, None)
     }
-}
-
-fn stderr(o: &Output) -> String {
-    String::from_utf8_lossy(&o.stderr).into_owned()
 }
 
 #[test]
@@ -573,7 +405,7 @@ fn create_networking_flags_build_docker_body() {
             "arca {args:?}: {}",
             stderr(&ours.0)
         );
-        let body = |r: &[Request]| {
+        let body = |r: &[Sent]| {
             let c = r
                 .iter()
                 .find(|q| q.path == "/containers/create")

@@ -6,21 +6,20 @@
 mod common;
 
 use std::collections::BTreeSet;
-use std::io::{BufRead, BufReader, Read, Write};
+use std::io::Read;
 use std::os::unix::fs::{MetadataExt, PermissionsExt, symlink};
-use std::os::unix::net::{UnixListener, UnixStream};
 use std::path::{Path, PathBuf};
-use std::process::{Command, Output, Stdio};
-use std::sync::{Arc, Mutex};
+use std::process::{Output, Stdio};
+
+use arca_api::b64;
 
 use common::DOCKER;
+use common::fake_engine::{ARCA, Answer, FakeEngine, Request};
 
-const ARCA: &str = env!("CARGO_BIN_EXE_arca");
-
-/// One request as the fake saw it. PUT bodies are kept as their tar listing (two clients
-/// write equivalent tars with different header formats), other bodies as bytes.
+/// A request as compared. PUT bodies are kept as their tar listing (two clients write
+/// equivalent tars with different header formats), other bodies as bytes.
 #[derive(Debug, Clone, PartialEq)]
-struct Request {
+struct Sent {
     method: String,
     /// The path without the API version prefix.
     path: String,
@@ -62,52 +61,34 @@ fn tar_listing(tar: &[u8]) -> Option<Vec<Entry>> {
     Some(out)
 }
 
+impl From<Request> for Sent {
+    fn from(r: Request) -> Self {
+        let body = if r.body.is_empty() {
+            Body::None
+        } else if r.method == "PUT" {
+            // A stdin upload is compared byte for byte, a client-made tar by listing.
+            let stdin_tar = r.query.iter().any(|(k, v)| k == "path" && v == "/stdin");
+            match tar_listing(&r.body) {
+                Some(l) if !stdin_tar => Body::Tar(l),
+                _ => Body::Raw(r.body),
+            }
+        } else {
+            Body::Raw(r.body)
+        };
+        Self {
+            method: r.method,
+            path: r.path,
+            query: r.query,
+            body,
+        }
+    }
+}
+
+/// The fake engine with [`answer`] serving container `ctr`.
 struct Fake {
-    dir: tempfile::TempDir,
-    socket: PathBuf,
-    config: PathBuf,
+    engine: FakeEngine,
     /// The filesystem of container `ctr`.
     root: PathBuf,
-    log: Arc<Mutex<Vec<Request>>>,
-}
-
-fn percent_decode(s: &str) -> String {
-    let b = s.as_bytes();
-    let mut out = Vec::new();
-    let mut i = 0;
-    while i < b.len() {
-        match b[i] {
-            b'+' => out.push(b' '),
-            b'%' if i + 2 < b.len() => match u8::from_str_radix(&s[i + 1..i + 3], 16) {
-                Ok(v) => {
-                    out.push(v);
-                    i += 2;
-                }
-                Err(_) => out.push(b'%'),
-            },
-            c => out.push(c),
-        }
-        i += 1;
-    }
-    String::from_utf8_lossy(&out).into_owned()
-}
-
-fn base64(data: &[u8]) -> String {
-    const T: &[u8; 64] = b"ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789+/";
-    let mut out = String::new();
-    for c in data.chunks(3) {
-        let n = (u32::from(c[0]) << 16)
-            | (u32::from(*c.get(1).unwrap_or(&0)) << 8)
-            | u32::from(*c.get(2).unwrap_or(&0));
-        for i in 0..4 {
-            if i <= c.len() {
-                out.push(T[((n >> (18 - 6 * i)) & 63) as usize] as char);
-            } else {
-                out.push('=');
-            }
-        }
-    }
-    out
 }
 
 /// Go's os.FileMode of an lstat result.
@@ -237,53 +218,21 @@ impl Fake {
             .prefix("arca-fake-cp-")
             .tempdir_in("/tmp")
             .expect("tempdir");
-        let socket = dir.path().join("engine.sock");
         let root = dir.path().join("rootfs");
         std::fs::create_dir_all(&root).expect("rootfs");
-        let listener = UnixListener::bind(&socket).expect("bind");
-        let log = Arc::new(Mutex::new(Vec::new()));
-        let (l, r) = (log.clone(), root.clone());
-        std::thread::spawn(move || {
-            for stream in listener.incoming() {
-                let Ok(stream) = stream else { return };
-                let (l, r) = (l.clone(), r.clone());
-                std::thread::spawn(move || {
-                    let _ = serve(stream, &l, &r);
-                });
-            }
-        });
-        let config = dir.path().join("docker-config");
-        std::fs::create_dir_all(&config).expect("config dir");
-        Self {
-            dir,
-            socket,
-            config,
-            root,
-            log,
-        }
+        let r = root.clone();
+        let engine = FakeEngine::start_in(dir, move |req| answer(req, &r));
+        Self { engine, root }
     }
 
-    fn command(&self, prog: &str, args: &[&str]) -> Command {
-        let host = format!("unix://{}", self.socket.display());
-        let mut cmd = Command::new(prog);
-        cmd.args(args)
-            .env("DOCKER_HOST", &host)
-            .env("ARCA_HOST", &host)
-            .env("DOCKER_CONFIG", &self.config)
-            .env_remove("DOCKER_CONTEXT");
-        cmd
+    /// The fake's temporary directory (the rootfs is in it).
+    fn dir(&self) -> &Path {
+        self.engine.dir()
     }
 
     /// Runs a client with `args` (and `input` on stdin) and returns its output and requests.
-    fn run(&self, prog: &str, args: &[&str], input: Option<&[u8]>) -> (Output, Vec<Request>) {
-        self.log.lock().expect("log").clear();
-        let mut cmd = self.command(prog, args);
-        let out = match input {
-            Some(data) => common::feed(&mut cmd, data),
-            None => cmd.stdin(Stdio::null()).output().expect("run client"),
-        };
-        let reqs = std::mem::take(&mut *self.log.lock().expect("log"));
-        (out, reqs)
+    fn run(&self, prog: &str, args: &[&str], input: Option<&[u8]>) -> (Output, Vec<Sent>) {
+        self.engine.run(prog, args, input)
     }
 
     /// Runs the same command through docker and arca (`{}` in an argument is replaced by a
@@ -297,7 +246,7 @@ impl Fake {
     fn same_with(&self, args: &[&str], input: Option<&[u8]>, prepare: &dyn Fn(&Path)) -> Compared {
         let mut results = Vec::new();
         for (prog, tag) in [(DOCKER, "docker"), (ARCA, "arca")] {
-            let local = self.dir.path().join(format!("local-{tag}-{}", unique()));
+            let local = self.dir().join(format!("local-{tag}-{}", unique()));
             std::fs::create_dir_all(&local).expect("mkdir");
             prepare(&local);
             let args: Vec<String> = args
@@ -313,7 +262,7 @@ impl Fake {
         let text = |b: &[u8]| String::from_utf8_lossy(b).into_owned();
         // The local directory differs between the runs: compare with it masked.
         let mask = |s: String, dir: &Path| s.replace(dir.to_str().expect("utf8"), "{}");
-        let mask_reqs = |reqs: Vec<Request>, dir: &Path| -> Vec<Request> {
+        let mask_reqs = |reqs: Vec<Sent>, dir: &Path| -> Vec<Sent> {
             reqs.into_iter()
                 .map(|mut r| {
                     r.query = r
@@ -360,7 +309,7 @@ impl Fake {
         }
     }
 
-    fn requests_of(&self, prog: &str, args: &[&str]) -> Vec<Request> {
+    fn requests_of(&self, prog: &str, args: &[&str]) -> Vec<Sent> {
         self.run(prog, args, None).1
     }
 }
@@ -413,131 +362,17 @@ fn tree(dir: &Path) -> Vec<(String, char, u32, Vec<u8>)> {
     out
 }
 
-fn serve(stream: UnixStream, log: &Mutex<Vec<Request>>, root: &Path) -> std::io::Result<()> {
-    let mut reader = BufReader::new(stream.try_clone()?);
-    let mut out = stream;
-    loop {
-        let mut line = String::new();
-        if reader.read_line(&mut line)? == 0 {
-            return Ok(());
-        }
-        let mut parts = line.split_whitespace();
-        let method = parts.next().unwrap_or("").to_owned();
-        let target = parts.next().unwrap_or("").to_owned();
-        let mut length = 0usize;
-        let mut chunked = false;
-        loop {
-            let mut h = String::new();
-            reader.read_line(&mut h)?;
-            let h = h.trim_end();
-            if h.is_empty() {
-                break;
-            }
-            let (k, v) = h.split_once(':').unwrap_or((h, ""));
-            match k.to_ascii_lowercase().as_str() {
-                "content-length" => length = v.trim().parse().unwrap_or(0),
-                "transfer-encoding" => chunked = v.trim().eq_ignore_ascii_case("chunked"),
-                _ => {}
-            }
-        }
-        let mut body = Vec::new();
-        if chunked {
-            loop {
-                let mut size = String::new();
-                reader.read_line(&mut size)?;
-                let n = usize::from_str_radix(size.trim(), 16).unwrap_or(0);
-                let mut chunk = vec![0; n + 2];
-                reader.read_exact(&mut chunk)?;
-                if n == 0 {
-                    break;
-                }
-                body.extend_from_slice(&chunk[..n]);
-            }
-        } else {
-            body.resize(length, 0);
-            reader.read_exact(&mut body)?;
-        }
-        let (raw_path, query) = target.split_once('?').unwrap_or((&target, ""));
-        let path = match raw_path.strip_prefix("/v") {
-            Some(rest) if rest.starts_with(|c: char| c.is_ascii_digit()) => {
-                rest.find('/').map_or(raw_path, |i| &rest[i..])
-            }
-            _ => raw_path,
-        };
-        let path = percent_decode(path);
-        let query: BTreeSet<(String, String)> = query
-            .split('&')
-            .filter(|q| !q.is_empty())
-            .map(|q| {
-                let (k, v) = q.split_once('=').unwrap_or((q, ""));
-                (percent_decode(k), percent_decode(v))
-            })
-            .collect();
-        if path != "/_ping" {
-            let recorded = if body.is_empty() {
-                Body::None
-            } else if method == "PUT" {
-                // A stdin upload is compared byte for byte, a client-made tar by listing.
-                let stdin_tar = query.iter().any(|(k, v)| k == "path" && v == "/stdin");
-                match tar_listing(&body) {
-                    Some(l) if !stdin_tar => Body::Tar(l),
-                    _ => Body::Raw(body.clone()),
-                }
-            } else {
-                Body::Raw(body.clone())
-            };
-            log.lock().expect("log").push(Request {
-                method: method.clone(),
-                path: path.clone(),
-                query: query.clone(),
-                body: recorded,
-            });
-        }
-        let arg = query
-            .iter()
-            .find(|(k, _)| k == "path")
-            .map(|(_, v)| v.clone())
-            .unwrap_or_default();
-        let (status, headers, text) = answer(&method, &path, &arg, root);
-        let reason = match status {
-            200 => "OK",
-            400 => "Bad Request",
-            _ => "Not Found",
-        };
-        let send: &[u8] = if method == "HEAD" { b"" } else { &text };
-        let mut head = format!(
-            "HTTP/1.1 {status} {reason}\r\nApi-Version: 1.51\r\nOstype: linux\r\nServer: Docker/28.2.2 (linux)\r\nContent-Length: {}\r\n",
-            send.len()
-        );
-        for (k, v) in headers {
-            head.push_str(&format!("{k}: {v}\r\n"));
-        }
-        head.push_str("\r\n");
-        out.write_all(head.as_bytes())?;
-        out.write_all(send)?;
-        out.flush()?;
-    }
-}
-
-type Answer = (u16, Vec<(&'static str, String)>, Vec<u8>);
-
 fn json_error(status: u16, msg: &str) -> Answer {
-    (
+    Answer::json(
         status,
-        vec![("Content-Type", "application/json".into())],
-        format!("{{\"message\":{}}}\n", serde_json::Value::from(msg)).into_bytes(),
+        format!("{{\"message\":{}}}\n", serde_json::Value::from(msg)),
     )
 }
 
 /// What the fake engine answers: container `ctr` has the filesystem under `root`.
-fn answer(method: &str, path: &str, arg: &str, root: &Path) -> Answer {
-    if path == "/_ping" {
-        return (
-            200,
-            vec![("Content-Type", "text/plain; charset=utf-8".into())],
-            b"OK".to_vec(),
-        );
-    }
+fn answer(req: &Request, root: &Path) -> Answer {
+    let (method, path) = (req.method.as_str(), req.path.as_str());
+    let arg = req.param("path").unwrap_or_default();
     let Some(rest) = path.strip_prefix("/containers/") else {
         return json_error(404, "page not found");
     };
@@ -548,21 +383,17 @@ fn answer(method: &str, path: &str, arg: &str, root: &Path) -> Answer {
         return json_error(404, &format!("No such container: {ctr}"));
     }
     if method == "PUT" {
-        return (200, Vec::new(), Vec::new());
+        return Answer::empty(200);
     }
     if method == "GET" && arg.starts_with("/evil") {
         let stat = format!(
             r#"{{"name":"x","size":4096,"mode":{},"mtime":"2024-01-02T03:04:05Z","linkTarget":""}}"#,
             (1u32 << 31) | 0o755
         );
-        return (
-            200,
-            vec![
-                ("Content-Type", "application/x-tar".into()),
-                ("X-Docker-Container-Path-Stat", base64(stat.as_bytes())),
-            ],
-            evil_tar(arg),
-        );
+        return Answer::empty(200)
+            .header("Content-Type", "application/x-tar")
+            .header("X-Docker-Container-Path-Stat", b64::encode(stat.as_bytes()))
+            .body(evil_tar(arg));
     }
     // moby: the path is absolute in the container, a trailing `/` or `/.` kept.
     let mut abs = clean(&format!("/{arg}"));
@@ -605,12 +436,13 @@ fn answer(method: &str, path: &str, arg: &str, root: &Path) -> Answer {
         go_mode(&meta),
         serde_json::Value::from(link_target)
     );
-    let mut headers = vec![("X-Docker-Container-Path-Stat", base64(stat.as_bytes()))];
+    let stat =
+        Answer::empty(200).header("X-Docker-Container-Path-Stat", b64::encode(stat.as_bytes()));
     if method == "HEAD" {
-        return (200, headers, Vec::new());
+        return stat;
     }
-    headers.push(("Content-Type", "application/x-tar".into()));
-    (200, headers, daemon_tar(&host, &name))
+    stat.header("Content-Type", "application/x-tar")
+        .body(daemon_tar(&host, &name))
 }
 
 /// The container filesystem most tests use.
@@ -714,7 +546,7 @@ fn cp_from_container_errors_match_docker() {
 fn cp_to_container_matches_docker() {
     let f = Fake::start();
     container_fs(&f);
-    let src = f.dir.path().join("src");
+    let src = f.dir().join("src");
     std::fs::create_dir_all(src.join("tree/sub")).expect("mkdir");
     std::fs::write(src.join("hello.txt"), "hello\n").expect("write");
     std::fs::write(src.join("tree/sub/x"), "x\n").expect("write");
@@ -753,7 +585,7 @@ fn cp_to_container_matches_docker() {
 fn cp_to_container_errors_match_docker() {
     let f = Fake::start();
     container_fs(&f);
-    let src = f.dir.path().join("src");
+    let src = f.dir().join("src");
     std::fs::create_dir_all(src.join("tree")).expect("mkdir");
     std::fs::write(src.join("hello.txt"), "hello\n").expect("write");
     let s = |p: &str| src.join(p).to_string_lossy().into_owned();
@@ -767,7 +599,7 @@ fn cp_to_container_errors_match_docker() {
 #[test]
 fn cp_refuses_archives_that_reach_out_of_the_destination() {
     let f = Fake::start();
-    let outside = f.dir.path().join("outside");
+    let outside = f.dir().join("outside");
     std::fs::create_dir_all(&outside).expect("mkdir");
     // Both clients refuse a relative escape (docker's breakout checks).
     for which in ["/evil-symlink", "/evil-dotdot"] {
@@ -776,9 +608,9 @@ fn cp_refuses_archives_that_reach_out_of_the_destination() {
         assert!(!c.docker_dir.join("pwned").exists());
     }
     assert_eq!(std::fs::read_dir(&outside).expect("read_dir").count(), 0);
-    assert!(!f.dir.path().join("pwned").exists());
+    assert!(!f.dir().join("pwned").exists());
     // An absolute symlink is kept, but arca never writes through it to the host.
-    let local = f.dir.path().join("local-abs");
+    let local = f.dir().join("local-abs");
     std::fs::create_dir_all(&local).expect("mkdir");
     let arg = format!("ctr:/evil-abs:{}", outside.display());
     let (out, _) = f.run(ARCA, &["cp", &arg, local.to_str().expect("utf8")], None);
@@ -799,7 +631,7 @@ fn cp_refuses_archives_that_reach_out_of_the_destination() {
 fn cp_sends_docker_requests_for_archive_mode() {
     let f = Fake::start();
     container_fs(&f);
-    let src = f.dir.path().join("hello.txt");
+    let src = f.dir().join("hello.txt");
     std::fs::write(&src, "hello\n").expect("write");
     let reqs = f.requests_of(ARCA, &["cp", "-a", src.to_str().expect("utf8"), "ctr:/dir"]);
     let put = reqs.iter().find(|r| r.method == "PUT").expect("a PUT");

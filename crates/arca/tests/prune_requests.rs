@@ -7,48 +7,39 @@
 mod common;
 
 use std::collections::BTreeSet;
-use std::io::{BufRead, BufReader, Read, Write};
-use std::os::unix::net::{UnixListener, UnixStream};
-use std::path::PathBuf;
-use std::process::{Command, Output, Stdio};
-use std::sync::{Arc, Mutex};
 
 use serde_json::Value;
 
-use common::DOCKER;
+use common::fake_engine::{Answer, FakeEngine, Request};
 
-const ARCA: &str = env!("CARGO_BIN_EXE_arca");
-
+/// A request as compared: `filters` parsed (its key order is not significant), the other
+/// query parameters as a set.
 #[derive(Debug, Clone, PartialEq)]
-struct Request {
+struct Sent {
     method: String,
     path: String,
-    /// Query parameters; `filters` parsed (its key order is not significant).
     query: BTreeSet<(String, String)>,
     filters: Option<Value>,
 }
 
-fn percent_decode(s: &str) -> String {
-    let b = s.as_bytes();
-    let mut out = Vec::new();
-    let mut i = 0;
-    while i < b.len() {
-        match b[i] {
-            b'+' => out.push(b' '),
-            b'%' if i + 2 < b.len() => {
-                match u8::from_str_radix(std::str::from_utf8(&b[i + 1..i + 3]).unwrap_or(""), 16) {
-                    Ok(v) => {
-                        out.push(v);
-                        i += 2;
-                    }
-                    Err(_) => out.push(b'%'),
-                }
+impl From<Request> for Sent {
+    fn from(r: Request) -> Self {
+        let mut query = BTreeSet::new();
+        let mut filters = None;
+        for (k, v) in r.query {
+            if k == "filters" && !v.is_empty() {
+                filters = Some(serde_json::from_str(&v).expect("filters are JSON"));
+            } else {
+                query.insert((k, v));
             }
-            c => out.push(c),
         }
-        i += 1;
+        Self {
+            method: r.method,
+            path: r.path,
+            query,
+            filters,
+        }
     }
-    String::from_utf8_lossy(&out).into_owned()
 }
 
 /// A `GET /system/df` answer as dockerd 28 shapes it (times far in the past, so relative
@@ -64,11 +55,10 @@ fn disk_usage() -> String {
     )
 }
 
-fn answer(method: &str, path: &str) -> (u16, String) {
-    match (method, path) {
-        (_, "/_ping") => (200, "OK".into()),
-        ("GET", "/system/df") => (200, disk_usage()),
-        ("POST", "/containers/prune") => (
+fn answer(r: &Request) -> Answer {
+    match (r.method.as_str(), r.path.as_str()) {
+        ("GET", "/system/df") => Answer::json(200, disk_usage()),
+        ("POST", "/containers/prune") => Answer::json(
             200,
             format!(
                 r#"{{"ContainersDeleted":["{}","{}"],"SpaceReclaimed":1234567}}"#,
@@ -76,169 +66,39 @@ fn answer(method: &str, path: &str) -> (u16, String) {
                 "d".repeat(64)
             ),
         ),
-        ("POST", "/networks/prune") => (200, r#"{"NetworksDeleted":["old1"]}"#.into()),
-        ("POST", "/volumes/prune") => (
+        ("POST", "/networks/prune") => Answer::json(200, r#"{"NetworksDeleted":["old1"]}"#),
+        ("POST", "/volumes/prune") => Answer::json(
             200,
             format!(
                 r#"{{"VolumesDeleted":["{}"],"SpaceReclaimed":2048}}"#,
                 "e".repeat(64)
             ),
         ),
-        ("POST", "/images/prune") => (
+        ("POST", "/images/prune") => Answer::json(
             200,
             format!(
                 r#"{{"ImagesDeleted":[{{"Untagged":"extra:1"}},{{"Deleted":"sha256:{}"}}],"SpaceReclaimed":5242880}}"#,
                 "b".repeat(64)
             ),
         ),
-        ("POST", "/build/prune") => (200, r#"{"CachesDeleted":[],"SpaceReclaimed":0}"#.into()),
-        _ => (404, r#"{"message":"page not found"}"#.into()),
+        ("POST", "/build/prune") => Answer::json(200, r#"{"CachesDeleted":[],"SpaceReclaimed":0}"#),
+        _ => Answer::json(404, r#"{"message":"page not found"}"#),
     }
 }
 
-fn serve(stream: UnixStream, log: Arc<Mutex<Vec<Request>>>) -> std::io::Result<()> {
-    let mut reader = BufReader::new(stream.try_clone()?);
-    let mut out = stream;
-    loop {
-        let mut line = String::new();
-        if reader.read_line(&mut line)? == 0 {
-            return Ok(());
-        }
-        let mut parts = line.split_whitespace();
-        let method = parts.next().unwrap_or("").to_owned();
-        let target = parts.next().unwrap_or("").to_owned();
-        let mut length = 0usize;
-        loop {
-            let mut h = String::new();
-            reader.read_line(&mut h)?;
-            let h = h.trim_end();
-            if h.is_empty() {
-                break;
-            }
-            let (k, v) = h.split_once(':').unwrap_or((h, ""));
-            if k.eq_ignore_ascii_case("content-length") {
-                length = v.trim().parse().unwrap_or(0);
-            }
-        }
-        let mut body = vec![0; length];
-        reader.read_exact(&mut body)?;
-        let (raw_path, query) = target.split_once('?').unwrap_or((&target, ""));
-        let path = match raw_path.strip_prefix("/v") {
-            Some(rest) if rest.starts_with(|c: char| c.is_ascii_digit()) => {
-                rest.find('/').map_or(raw_path, |i| &rest[i..])
-            }
-            _ => raw_path,
-        };
-        let path = percent_decode(path);
-        if path != "/_ping" {
-            let mut pairs = BTreeSet::new();
-            let mut filters = None;
-            for q in query.split('&').filter(|q| !q.is_empty()) {
-                let (k, v) = q.split_once('=').unwrap_or((q, ""));
-                let (k, v) = (percent_decode(k), percent_decode(v));
-                if k == "filters" && !v.is_empty() {
-                    filters = Some(serde_json::from_str(&v).expect("filters are JSON"));
-                } else {
-                    pairs.insert((k, v));
-                }
-            }
-            log.lock().expect("log").push(Request {
-                method: method.clone(),
-                path: path.clone(),
-                query: pairs,
-                filters,
-            });
-        }
-        let (status, text) = answer(&method, &path);
-        let reason = if status == 200 { "OK" } else { "Not Found" };
-        let send = if method == "HEAD" { "" } else { &text };
-        write!(
-            out,
-            "HTTP/1.1 {status} {reason}\r\nApi-Version: 1.51\r\nOstype: linux\r\nServer: Docker/28.2.2 (linux)\r\nContent-Type: application/json\r\nContent-Length: {}\r\n\r\n{send}",
-            send.len()
-        )?;
-        out.flush()?;
-    }
-}
-
-struct Fake {
-    _dir: tempfile::TempDir,
-    socket: PathBuf,
-    config: PathBuf,
-    log: Arc<Mutex<Vec<Request>>>,
-}
+/// The fake engine with [`answer`]; requests compared as [`Sent`].
+struct Fake(FakeEngine);
 
 impl Fake {
     fn start() -> Self {
-        let dir = tempfile::Builder::new()
-            .prefix("arca-fake-engine-")
-            .tempdir_in("/tmp")
-            .expect("tempdir");
-        let socket = dir.path().join("engine.sock");
-        let listener = UnixListener::bind(&socket).expect("bind");
-        let log = Arc::new(Mutex::new(Vec::new()));
-        let l = log.clone();
-        std::thread::spawn(move || {
-            for stream in listener.incoming() {
-                let Ok(stream) = stream else { return };
-                let l = l.clone();
-                std::thread::spawn(move || {
-                    let _ = serve(stream, l);
-                });
-            }
-        });
-        let config = dir.path().join("docker-config");
-        std::fs::create_dir_all(&config).expect("config dir");
-        Self {
-            socket,
-            config,
-            log,
-            _dir: dir,
-        }
-    }
-
-    fn run(&self, prog: &str, args: &[&str], input: &[u8]) -> (Output, Vec<Request>) {
-        self.log.lock().expect("log").clear();
-        let host = format!("unix://{}", self.socket.display());
-        let mut child = Command::new(prog)
-            .args(args)
-            .env("DOCKER_HOST", &host)
-            .env("ARCA_HOST", &host)
-            .env("DOCKER_CONFIG", &self.config)
-            .env_remove("DOCKER_CONTEXT")
-            .stdin(Stdio::piped())
-            .stdout(Stdio::piped())
-            .stderr(Stdio::piped())
-            .spawn()
-            .expect("run client");
-        if let Some(mut stdin) = child.stdin.take() {
-            let _ = stdin.write_all(input);
-        }
-        let out = child.wait_with_output().expect("client output");
-        let reqs = std::mem::take(&mut *self.log.lock().expect("log"));
-        (out, reqs)
+        Self(FakeEngine::start(answer))
     }
 
     /// Runs `args` through docker and arca with `input` on stdin; both must send the same
     /// requests, print the same and exit alike. Returns docker's output and requests.
-    fn same(&self, args: &[&str], input: &[u8]) -> (String, Vec<Request>) {
-        let theirs = self.run(DOCKER, args, input);
-        let ours = self.run(ARCA, args, input);
-        let text = |b: &[u8]| String::from_utf8_lossy(b).into_owned();
-        assert_eq!(ours.1, theirs.1, "requests of {args:?}");
-        assert_eq!(
-            text(&ours.0.stdout),
-            text(&theirs.0.stdout),
-            "stdout of {args:?}"
-        );
-        assert_eq!(
-            ours.0.status.code(),
-            theirs.0.status.code(),
-            "status of {args:?}: docker said {}, arca said {}",
-            text(&theirs.0.stderr),
-            text(&ours.0.stderr)
-        );
-        (text(&theirs.0.stdout), theirs.1)
+    fn same(&self, args: &[&str], input: &[u8]) -> (String, Vec<Sent>) {
+        let ((out, reqs), _) = self.0.same(args, Some(input));
+        (String::from_utf8_lossy(&out.stdout).into_owned(), reqs)
     }
 }
 

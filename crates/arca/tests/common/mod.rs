@@ -9,6 +9,7 @@ use std::path::{Path, PathBuf};
 use std::process::{Child, Command, Output, Stdio};
 use std::time::{Duration, Instant};
 
+pub mod fake_engine;
 pub mod pty;
 pub mod registry;
 pub mod token_server;
