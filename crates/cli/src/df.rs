@@ -384,17 +384,6 @@ fn cache_context(b: &Value, trunc: bool) -> Value {
     })
 }
 
-/// Go's `json.Marshal` escapes `<`, `>` and `&` in strings. When the whole output is JSON
-/// (the `{{json .}}` format) the same escapes can be applied to all of it.
-fn go_json_escapes(body: &str, out: String) -> String {
-    if body != "{{json .}}" {
-        return out;
-    }
-    out.replace('<', "\\u003c")
-        .replace('>', "\\u003e")
-        .replace('&', "\\u0026")
-}
-
 fn parse_err(e: String) -> Plain {
     Plain::new(format!("template parsing error: {e}"), 1)
 }
@@ -426,7 +415,7 @@ fn render_rows(format: &str, rows: &[Value], headers: &Value) -> Result<String, 
     let mut out = Vec::with_capacity(rows.len());
     for r in rows {
         let line = tmpl.render_with(r, &Value::Null).map_err(parse_err)?;
-        out.push(go_json_escapes(&body, line));
+        out.push(line);
     }
     if !table {
         return Ok(out.iter().map(|r| format!("{r}\n")).collect());
@@ -519,7 +508,7 @@ pub fn render(du: &Value, format: &str, verbose: bool) -> Result<String, Plain> 
                 &["Images", "Containers", "Volumes", "BuildCache"],
             )
             .map_err(parse_err)?;
-        return Ok(go_json_escapes(&body, out));
+        return Ok(out);
     }
     let data = verbose_data(du, true);
     let mut out = String::from("Images space usage:\n\n");

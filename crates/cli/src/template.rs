@@ -3,7 +3,8 @@
 //! `{{.Label "k"}}`, `range`/`if`/`with` … `else` … `end`, pipelines (`{{.Name | upper}}`),
 //! `join`, `split`, `upper`, `lower`, `title`, `len`, `truncate`, `print`, `println`, and
 //! `{{-`/`-}}` trimming. Data is JSON (`serde_json::Value`); values print as Go prints
-//! decoded JSON (`map[k:v]` with sorted keys, `[a b]`, `<no value>` for null).
+//! decoded JSON (`map[k:v]` with sorted keys, `[a b]`, `<no value>` for null); `json`
+//! escapes `<`, `>` and `&` in strings as Go's `json.Marshal` does.
 //!
 //! Limits: no variables (`$x`), no `printf`, no comparison functions. `{{json .}}` prints
 //! an object's keys sorted, as Go prints a decoded map, unless the caller gives the field
@@ -351,15 +352,28 @@ fn ordered_json(v: &Value, order: &[&str]) -> String {
                 .map(|k| {
                     format!(
                         "{}:{}",
-                        Value::String((*k).clone()),
+                        go_json_string(k),
                         ordered_json(&m[k.as_str()], order)
                     )
                 })
                 .collect();
             format!("{{{}}}", fields.join(","))
         }
+        Value::String(text) => go_json_string(text),
         v => v.to_string(),
     }
+}
+
+/// A JSON string as Go's `json.Marshal` writes it: `<`, `>`, `&`, U+2028 and U+2029
+/// escaped (they can only appear as themselves inside serde's string literal).
+fn go_json_string(s: &str) -> String {
+    Value::String(s.to_owned())
+        .to_string()
+        .replace('<', "\\u003c")
+        .replace('>', "\\u003e")
+        .replace('&', "\\u0026")
+        .replace('\u{2028}', "\\u2028")
+        .replace('\u{2029}', "\\u2029")
 }
 
 struct Exec<'a> {
@@ -587,6 +601,10 @@ mod tests {
             "10.1.0.0/16 10.2.0.0/16 "
         );
         assert_eq!(render("{{json .Labels}}", &v), r#"{"a":"1","b":"2"}"#);
+        assert_eq!(
+            render("{{json .}}", &json!({"a<b": "x & y > z"})),
+            r#"{"a\u003cb":"x \u0026 y \u003e z"}"#
+        );
         assert_eq!(render("{{.Labels}}", &v), "map[a:1 b:2]");
         assert_eq!(render("{{index .Labels \"b\"}}", &v), "2");
         assert_eq!(render("{{.Name | upper}}", &v), "NET1");
