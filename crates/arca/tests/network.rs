@@ -543,3 +543,63 @@ fn a_restart_policy_brings_a_container_back_with_its_ports_after_arcad_was_down(
         "one endpoint, the new one: {net}"
     );
 }
+
+#[test]
+fn a_container_taken_off_its_first_network_can_join_others_and_come_back() {
+    let d = Daemon::start_networked(&[]);
+    d.load_busybox();
+    let subnet = test_subnet(5);
+    assert_ok(
+        &d.docker(&["network", "create", "--subnet", &subnet, "side"]),
+        "network create",
+    );
+    assert_ok(
+        &d.docker(&["run", "-d", "--name", "c", "busybox", "sleep", "300"]),
+        "run",
+    );
+    let networks = |d: &Daemon| {
+        let v = inspect(d, "container", "c");
+        let mut names: Vec<String> = v["NetworkSettings"]["Networks"]
+            .as_object()
+            .map(|m| m.keys().cloned().collect())
+            .unwrap_or_default();
+        names.sort();
+        (
+            names,
+            v["HostConfig"]["NetworkMode"]
+                .as_str()
+                .unwrap_or("")
+                .to_owned(),
+        )
+    };
+    let (_, mode_before) = networks(&d);
+    assert_ok(
+        &d.docker(&["network", "disconnect", "bridge", "c"]),
+        "disconnect",
+    );
+    let (names, mode) = networks(&d);
+    assert!(names.is_empty(), "{names:?}");
+    assert_eq!(mode, mode_before, "the mode stays, as Docker's");
+    // Docker allows joining another network afterwards.
+    assert_ok(
+        &d.docker(&["network", "connect", "side", "c"]),
+        "connect side",
+    );
+    assert_eq!(networks(&d).0, ["side"]);
+    // A restart keeps it on `side` only, with an address there.
+    assert_ok(&d.docker(&["restart", "-t", "0", "c"]), "restart");
+    assert_eq!(networks(&d).0, ["side"]);
+    let ip = inspect(&d, "container", "c")["NetworkSettings"]["Networks"]["side"]["IPAddress"]
+        .as_str()
+        .unwrap_or("")
+        .to_owned();
+    assert!(!ip.is_empty(), "an address on side after the restart");
+    // And back on its first network.
+    assert_ok(
+        &d.docker(&["network", "connect", "bridge", "c"]),
+        "connect bridge",
+    );
+    assert_eq!(networks(&d).0, ["bridge", "side"]);
+    assert_ok(&d.docker(&["rm", "-f", "c"]), "rm");
+    assert_ok(&d.docker(&["network", "rm", "side"]), "network rm");
+}

@@ -87,6 +87,7 @@ impl Containers {
             state: StateRecord::default(),
             restart_count: 0,
             endpoints_config,
+            primary_disconnected: false,
             mount_points: Some(plan.iter().map(|p| p.point.clone()).collect()),
         };
         let c = self.insert(record)?;

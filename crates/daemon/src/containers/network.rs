@@ -30,7 +30,8 @@ impl Containers {
             )));
         }
         let primary = self.networks.mode_network(mode)?;
-        let already = primary.as_ref().is_some_and(|p| p.id == net.id)
+        let to_primary = primary.as_ref().is_some_and(|p| p.id == net.id);
+        let already = (to_primary && !rec.primary_disconnected)
             || rec
                 .endpoints_config
                 .keys()
@@ -49,6 +50,9 @@ impl Containers {
         }
         let name = net.name.clone();
         c.update(&self.paths, |r| {
+            if to_primary {
+                r.primary_disconnected = false;
+            }
             r.endpoints_config.insert(name, settings);
         })?;
         self.emit_network(&net.id, &net.name, c, "connect");
@@ -65,10 +69,11 @@ impl Containers {
                 "container cannot be disconnected from host network or connected to host network",
             ));
         }
-        let primary = self
-            .networks
-            .mode_network(mode)?
-            .is_some_and(|p| p.id == net.id);
+        let primary = !rec.primary_disconnected
+            && self
+                .networks
+                .mode_network(mode)?
+                .is_some_and(|p| p.id == net.id);
         let listed = rec
             .endpoints_config
             .keys()
@@ -89,10 +94,12 @@ impl Containers {
         }
         let (name, id) = (net.name.clone(), net.id.clone());
         c.update(&self.paths, |r| {
-            r.endpoints_config.retain(|k, _| *k != name && *k != id);
+            // The docker CLI names the default network `default`.
+            r.endpoints_config
+                .retain(|k, _| *k != name && *k != id && !(primary && k == "default"));
             if primary {
-                // Its first network is gone: it starts with loopback only from now on.
-                r.host_config.network_mode = Some("none".into());
+                // Off its first network; the mode stays what it was, as Docker's does.
+                r.primary_disconnected = true;
             }
         })?;
         self.emit_network(&net.id, &net.name, c, "disconnect");

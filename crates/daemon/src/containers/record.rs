@@ -30,6 +30,11 @@ pub struct ContainerRecord {
     /// `network connect`. Added within version 1: absent in older records.
     #[serde(default, skip_serializing_if = "std::collections::BTreeMap::is_empty")]
     pub endpoints_config: std::collections::BTreeMap<String, docker::EndpointSettings>,
+    /// `network disconnect` took the container off its `NetworkMode` network (the mode
+    /// stays, as Docker's does); `network connect` to it again clears this. Added within
+    /// version 1.
+    #[serde(default, skip_serializing_if = "std::ops::Not::not")]
+    pub primary_disconnected: bool,
     /// What is mounted where, decided at create (binds, volumes including anonymous ones,
     /// `--volumes-from`, `--mount` tmpfs). Added within version 1: absent in older records,
     /// whose mounts are read from the host config.

@@ -822,6 +822,7 @@ mod tests {
             state: Default::default(),
             restart_count: 0,
             endpoints_config: Default::default(),
+            primary_disconnected: false,
             mount_points: None,
         }
     }

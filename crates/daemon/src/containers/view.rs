@@ -290,6 +290,7 @@ pub fn network_settings(
         let mode = rec.host_config.network_mode.as_deref().unwrap_or("default");
         let mut names: Vec<String> = Vec::new();
         match mode {
+            _ if rec.primary_disconnected => {}
             "" | "default" => {
                 if networks.get("bridge").is_ok() {
                     names.push("bridge".into());

@@ -49,7 +49,7 @@ fn wanted(
 ) -> ApiResult<Vec<(NetworkRecord, Option<docker::EndpointSettings>)>> {
     let mode = rec.host_config.network_mode.as_deref().unwrap_or("default");
     let mut out = Vec::new();
-    let Some(primary) = n.mode_network(mode)? else {
+    let Some(mode_net) = n.mode_network(mode)? else {
         return Ok(out);
     };
     let config_of = |net: &NetworkRecord| {
@@ -62,7 +62,9 @@ fn wanted(
             })
             .map(|(_, v)| v.clone())
     };
-    out.push((primary.clone(), config_of(&primary)));
+    if !rec.primary_disconnected {
+        out.push((mode_net.clone(), config_of(&mode_net)));
+    }
     for key in rec.endpoints_config.keys() {
         // The docker CLI names the default network `default`.
         let net = match key.as_str() {
@@ -72,7 +74,7 @@ fn wanted(
             },
             k => n.get(k)?,
         };
-        if net.id == primary.id || net.driver != Driver::Bridge {
+        if (net.id == mode_net.id && !rec.primary_disconnected) || net.driver != Driver::Bridge {
             continue;
         }
         if out.iter().any(|(o, _)| o.id == net.id) {
@@ -534,7 +536,9 @@ impl Networks {
         let cid = rec.id.to_string();
         let netns = self.netns_path(&cid);
         let joined = self.endpoints_of(&cid);
-        if joined.is_empty() {
+        // A container disconnected from all its networks keeps its namespace (arcad's, until
+        // it stops); one that never had one (`--network none`) cannot join.
+        if joined.is_empty() && !netns.exists() {
             return Err(ApiError::conflict(format!(
                 "container {} has no network namespace of its own to connect to {}: restart it on a network first",
                 rec.name, net.name
