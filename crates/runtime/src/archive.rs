@@ -19,7 +19,7 @@
 
 use std::fs::File;
 use std::io::{self, BufWriter, Write};
-use std::os::fd::{FromRawFd, OwnedFd};
+use std::os::fd::OwnedFd;
 use std::os::unix::fs::MetadataExt;
 use std::path::{Path, PathBuf};
 
@@ -38,9 +38,9 @@ const OVERLAYFS_SUPER_MAGIC: i64 = 0x794c_7630;
 /// Runs one request and exits: 0 when the reply carried no error.
 pub fn main(request: &str) -> ! {
     crate::sys::set_sigpipe(false);
-    // SAFETY: fd 1 is this process's stdout, owned by nothing else from here on.
-    let stdout = unsafe { File::from_raw_fd(1) };
-    let mut out = BufWriter::with_capacity(256 * 1024, stdout);
+    // No parent-death signal: it fires when the spawning *thread* ends, and arcad's threads
+    // come and go. If arcad dies, the helper's pipes break and it ends by itself.
+    let mut out = BufWriter::with_capacity(256 * 1024, crate::sys::stdout_file());
     let code = match serde_json::from_str::<ArchiveRequest>(request) {
         Ok(req) => run(&req, &mut out),
         Err(e) => {

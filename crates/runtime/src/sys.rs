@@ -588,3 +588,10 @@ pub fn in_mount_namespace<T>(ns: &File, f: impl FnOnce() -> T) -> io::Result<T> 
     nix::unistd::chdir(&cwd)?;
     Ok(out)
 }
+
+/// This process's stdout as a `File` (unbuffered), for a process that writes binary data
+/// there and owns fd 1 from then on.
+pub fn stdout_file() -> File {
+    // SAFETY: fd 1 is open for the process's whole life; the caller is the only user.
+    unsafe { File::from_raw_fd(1) }
+}
