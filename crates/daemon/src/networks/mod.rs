@@ -528,35 +528,47 @@ impl Networks {
                 ),
             ));
         }
-        if !rec.endpoints.is_empty() {
-            return Err(ApiError::conflict(format!(
-                "error while removing network: network {} id {} has active endpoints",
-                rec.name, rec.id
-            )));
-        }
         self.destroy(&rec).await?;
         tracing::info!(network = %rec.name, id = %rec.id, "network removed");
         Ok(rec)
     }
 
-    /// Removes a network's rules, bridge and record.
+    /// Removes a network's rules, bridge and record. The record leaves the table first,
+    /// under its lock and only while no endpoint is attached: a start joining the network
+    /// at that moment then fails ("not found") instead of attaching to a bridge about to go.
     async fn destroy(&self, rec: &NetworkRecord) -> ApiResult<()> {
+        {
+            let mut table = self.lock();
+            if table.get(&rec.id).is_some_and(|r| !r.endpoints.is_empty()) {
+                return Err(ApiError::conflict(format!(
+                    "error while removing network: network {} id {} has active endpoints",
+                    rec.name, rec.id
+                )));
+            }
+            table.remove(&rec.id);
+        }
+        let torn_down = async {
+            if let Some(bridge) = rec.bridge.clone() {
+                self.firewall.remove_network(&bridge).await.map_err(|e| {
+                    ApiError::from_internal("cannot remove the network's rules", &e)
+                })?;
+                self.netlink()
+                    .await?
+                    .delete_link(&bridge)
+                    .await
+                    .map_err(|e| ApiError::from_internal("cannot remove the bridge", &e))?;
+            }
+            Ok::<(), ApiError>(())
+        };
+        if let Err(e) = torn_down.await {
+            // Still there (its record on disk too): usable, and removable again.
+            self.lock().insert(rec.id.clone(), rec.clone());
+            return Err(e);
+        }
         self.dns
             .lock()
             .unwrap_or_else(|p| p.into_inner())
             .remove(&rec.id);
-        if let Some(bridge) = rec.bridge.clone() {
-            self.firewall
-                .remove_network(&bridge)
-                .await
-                .map_err(|e| ApiError::from_internal("cannot remove the network's rules", &e))?;
-            self.netlink()
-                .await?
-                .delete_link(&bridge)
-                .await
-                .map_err(|e| ApiError::from_internal("cannot remove the bridge", &e))?;
-        }
-        self.lock().remove(&rec.id);
         let path = self.dir.join(format!("{}.json", rec.id));
         match std::fs::remove_file(&path) {
             Ok(()) => Ok(()),
