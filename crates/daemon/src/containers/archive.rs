@@ -175,7 +175,8 @@ impl Containers {
             }
             if let Some(mp) = mount_point {
                 let _ = tokio::fs::remove_dir(&mp).await;
-                tokio::task::block_in_place(|| self.volumes.release_all(c.id.as_str()));
+                let (volumes, id) = (self.volumes.clone(), c.id.to_string());
+                let _ = tokio::task::spawn_blocking(move || volumes.release_all(&id)).await;
             }
             return;
         }
@@ -186,7 +187,7 @@ impl Containers {
 
     /// The helper's request for `c` in its current state.
     async fn archive_request(
-        &self,
+        self: &Arc<Self>,
         c: &Container,
         op: ArchiveOp,
         running: bool,
@@ -194,16 +195,24 @@ impl Containers {
         let rec = c.snapshot();
         let h = &rec.host_config;
         let p = &self.paths;
+        // One trip to the blocking pool: a stopped container's layers, and its volumes (held
+        // for the helper's life, released once it is done, under the same lock; a running
+        // container holds them already; mounting one with driver options may block).
+        let (this, for_mounts) = (self.clone(), rec.clone());
+        let (lower, user_mounts) = tokio::task::spawn_blocking(move || -> ApiResult<_> {
+            let lower = match running {
+                true => Vec::new(),
+                false => this.store.lower_dirs(&for_mounts.image_id)?,
+            };
+            Ok((lower, this.shim_mounts(&for_mounts)?))
+        })
+        .await
+        .map_err(|e| ApiError::internal(format!("archive task failed: {e}")))??;
         let root = if running {
             ArchiveRoot::Mounted {
                 path: p.run_dir(&rec.id).join("bundle").join("rootfs"),
             }
         } else {
-            let store = self.store.clone();
-            let image_id = rec.image_id.clone();
-            let lower = tokio::task::spawn_blocking(move || store.lower_dirs(&image_id))
-                .await
-                .map_err(|e| ApiError::internal(format!("archive task failed: {e}")))??;
             ArchiveRoot::Overlay {
                 rootfs: RootfsConfig {
                     lower,
@@ -229,9 +238,7 @@ impl Containers {
                 propagation: None,
             })
             .collect();
-        // A stopped container's volumes are held for the helper's life (released once it is
-        // done, under the same lock); a running container holds them already.
-        mounts.extend(tokio::task::block_in_place(|| self.shim_mounts(&rec))?);
+        mounts.extend(user_mounts);
         let op = match op {
             ArchiveOp::Put {
                 path,

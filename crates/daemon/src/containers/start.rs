@@ -174,6 +174,7 @@ impl Containers {
         &self,
         rec: &ContainerRecord,
         lower: Vec<std::path::PathBuf>,
+        mounts: Vec<MountConfig>,
         attachment: Option<&crate::networks::Attachment>,
     ) -> ApiResult<ShimConfig> {
         let p = &self.paths;
@@ -255,7 +256,7 @@ impl Containers {
                 },
             ]
             .into_iter()
-            .chain(self.shim_mounts(rec)?)
+            .chain(mounts)
             .collect(),
             resources: super::limits::resources_of(h),
             cgroup_path: super::limits::cgroup_path(rec, &p.cgroup_parent),
@@ -330,7 +331,7 @@ impl Containers {
                 .map_err(|e| ApiError::conflict(e.to_string()))?;
         }
         // One trip to the blocking pool: the image's layers (its record only), the previous
-        // shim gone, the container's /etc files.
+        // shim gone, the container's /etc files, its volumes.
         let result = match self.networks.attach(&rec).await {
             Ok(attachment) => {
                 let r = self
@@ -378,17 +379,19 @@ impl Containers {
         let (image_id, id) = (rec.image_id.clone(), rec.id.clone());
         let mut etc = EtcFiles::of(&rec, attachment);
         etc.links = self.links_of(&rec)?;
-        let lower = tokio::task::spawn_blocking(move || -> ApiResult<_> {
+        let (this, for_mounts) = (self.clone(), rec.clone());
+        let (lower, mounts) = tokio::task::spawn_blocking(move || -> ApiResult<_> {
             let lower = store.lower_dirs(&image_id)?;
             wait_for_previous_shim(&paths, &id);
             write_etc_files(&paths, &id, &etc)
                 .map_err(|e| ApiError::from_internal("cannot prepare container files", &e))?;
-            Ok(lower)
+            // Volumes with driver options are mounted here (it may block).
+            let mounts = this.shim_mounts(&for_mounts)?;
+            Ok((lower, mounts))
         })
         .await
         .map_err(|e| ApiError::internal(format!("start task failed: {e}")))??;
-        // Mounting a volume with driver options may block: off the async threads.
-        let config = tokio::task::block_in_place(|| self.shim_config(&rec, lower, attachment))?;
+        let config = self.shim_config(&rec, lower, mounts, attachment)?;
         // No `docker cp` helper still looks at a previous run's rootfs (see archive.rs).
         let _fs = c.fs_users.write().await;
 
