@@ -112,6 +112,8 @@ fn publish_dns_and_host_flags_reach_the_config_as_docker_sends_them() {
 #[test]
 fn invalid_port_specs_are_refused_before_reaching_the_daemon() {
     let d = Daemon::start();
+    // With the image there, a create that reached the daemon would leave a container.
+    d.load_busybox();
     for (spec, message) in [
         ("8080:x", "invalid containerPort: x"),
         ("x:80", "invalid hostPort: x"),
