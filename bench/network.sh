@@ -74,7 +74,7 @@ source "$repo_root/bench/lib/engines.sh"
 # ---- prerequisites --------------------------------------------------------------------
 install_hint="apt-get install -y docker.io hyperfine wrk curl iptables nftables busybox-static"
 missing=()
-for tool in hyperfine wrk curl python3 nft ip; do command -v "$tool" >/dev/null || missing+=("$tool"); done
+for tool in hyperfine wrk curl python3 nft ip ss; do command -v "$tool" >/dev/null || missing+=("$tool"); done
 if want docker; then command -v iptables-save >/dev/null || missing+=(iptables); fi
 if [[ ${#missing[@]} -gt 0 ]]; then
     echo "network: missing: ${missing[*]}" >&2
@@ -303,6 +303,12 @@ if want docker; then
         sed -n 's/.*-host-ip \([^ ]*\).*/\1/p' | tr '\n' ' '))"
     record docker proxies "$n"
 fi
+if want arca; then
+    # arcad holds the port with a bound socket that does not listen; DNAT does the rest.
+    n="$(ss -Hltn "sport = :${http_port[arca]}" | wc -l || true)"
+    log "arca: host sockets listening on port ${http_port[arca]}: $n"
+    record arca listeners "$n"
+fi
 log "2/3 connection rate: wrk -t1 -c$connections -d${conn_seconds}s -H 'Connection: close', $conn_rounds rounds, engines alternating"
 for ((r = 1; r <= conn_rounds; r++)); do
     for e in "${engines[@]}"; do
@@ -407,7 +413,9 @@ if len(engines) == 2:
     print(f"  arca/docker: connection rate {med('arca', 'rps') / med('docker', 'rps'):.2f}x, "
           f"throughput {med('arca', 'stream_mbps') / med('docker', 'stream_mbps'):.2f}x")
 if ("docker", "proxies") in vals:
-    print(f"  docker-proxy processes serving the published port: {int(vals[('docker', 'proxies')][0])} (arca: none, it is DNAT)")
+    print(f"  docker-proxy processes serving the published port: {int(vals[('docker', 'proxies')][0])}")
+if ("arca", "listeners") in vals:
+    print(f"  arca: host sockets listening on the published port: {int(vals[('arca', 'listeners')][0])} (nftables DNAT)")
 
 print()
 missed = 0
