@@ -88,9 +88,14 @@ bench_engine() {
     # Check the copies once: the bench measures copies that are right.
     "${cli[@]}" cp cpbench:/tmp/tree "$tmp/out/check"
     diff -r "$src/tree" "$tmp/out/check" >/dev/null || die "$name: the tree came back different"
+    "${cli[@]}" cp cpbench:/tmp/big - | tar -xOf - big | cmp -s - "$src/big" ||
+        die "$name: the big file came back different"
     "${cli[@]}" create --name cpstopped busybox true >/dev/null
     "${cli[@]}" cp "$src/tree" cpstopped:/tmp/tree
     timed "$name" "tree-out-stopped" "${cli[@]}" cp cpstopped:/tmp/tree -
+    rm -rf "$tmp/out/check"
+    "${cli[@]}" cp cpstopped:/tmp/tree "$tmp/out/check"
+    diff -r "$src/tree" "$tmp/out/check" >/dev/null || die "$name: the stopped container's tree came back different"
     "${cli[@]}" rm -f cpbench cpstopped >/dev/null
 }
 
