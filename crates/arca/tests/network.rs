@@ -599,5 +599,10 @@ fn a_container_taken_off_its_first_network_can_join_others_and_come_back() {
     );
     assert_eq!(networks(&d).0, ["bridge", "side"]);
     assert_ok(&d.docker(&["rm", "-f", "c"]), "rm");
+    // `until` takes Go durations, as in every prune: a network made just now stays.
+    assert_ok(
+        &d.docker(&["network", "prune", "-f", "--filter", "until=24h"]),
+        "network prune until=24h",
+    );
     assert_ok(&d.docker(&["network", "rm", "side"]), "network rm");
 }

@@ -158,10 +158,8 @@ pub async fn remove(State(st): State<AppState>, Path(id): Path<String>) -> ApiRe
 /// `POST /networks/prune`: user networks no container refers to.
 pub async fn prune(State(st): State<AppState>, q: Q) -> ApiResult<Json<Value>> {
     let f = q.filters(&["until", "label", "label!"])?;
-    let mut until = Vec::new();
-    for v in f.0.get("until").into_iter().flatten() {
-        until.push(crate::events::parse_time(v)? as f64 / 1e9);
-    }
+    // Docker's one `until` of every prune (timestamps, dates or Go durations such as `24h`).
+    let until = super::prune::until_filter(&f)?;
     let containers = st.containers.clone();
     let in_use = |rec: &NetworkRecord| {
         containers.all().iter().any(|c| {
@@ -180,7 +178,7 @@ pub async fn prune(State(st): State<AppState>, q: Q) -> ApiResult<Json<Value>> {
             .unwrap_or(0.0);
         !f.labels_match(&rec.labels)
             || super::prune::excluded_by_not_labels(&f, &rec.labels)
-            || until.iter().any(|u| created >= *u)
+            || until.is_some_and(|u| created > u as f64)
     };
     let removed = st.containers.networks.prune(in_use, keep).await?;
     st.containers
