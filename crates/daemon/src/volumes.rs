@@ -112,7 +112,10 @@ impl Volumes {
             Err(e) if e.kind() == std::io::ErrorKind::NotFound => {
                 Err(ApiError::not_found(format!("get {name}: no such volume")))
             }
-            Err(e) => Err(ApiError::from_internal("cannot read a volume", &e)),
+            Err(e) => Err(ApiError::from_internal(
+                &format!("cannot read volume {name}"),
+                &e,
+            )),
         }
     }
 
@@ -148,7 +151,7 @@ impl Volumes {
         }
         let data = self.data_dir(&name);
         std::fs::create_dir_all(&data)
-            .map_err(|e| ApiError::from_internal("cannot create the volume", &e))?;
+            .map_err(|e| ApiError::from_internal(&format!("cannot create volume {name}"), &e))?;
         let rec = VolumeRecord {
             version: VERSION,
             name: name.clone(),
@@ -160,7 +163,7 @@ impl Volumes {
         let bytes = serde_json::to_vec_pretty(&rec)
             .map_err(|e| ApiError::internal(format!("cannot encode the volume record: {e}")))?;
         crate::paths::write_atomic(&self.meta(&name), &bytes, true)
-            .map_err(|e| ApiError::from_internal("cannot record the volume", &e))?;
+            .map_err(|e| ApiError::from_internal(&format!("cannot record volume {name}"), &e))?;
         tracing::info!(volume = %name, "volume created");
         Ok(rec)
     }
@@ -185,10 +188,11 @@ impl Volumes {
         let dir = self.dir.join(name);
         let no_mounts = self.unmount_for_removal(name, &dir)?;
         std::fs::remove_file(self.meta(name))
-            .map_err(|e| ApiError::from_internal("cannot remove the volume", &e))?;
+            .map_err(|e| ApiError::from_internal(&format!("cannot remove volume {name}"), &e))?;
         drop(no_mounts);
-        std::fs::remove_dir_all(&dir)
-            .map_err(|e| ApiError::from_internal("cannot remove the volume's data", &e))?;
+        std::fs::remove_dir_all(&dir).map_err(|e| {
+            ApiError::from_internal(&format!("cannot remove the data of volume {name}"), &e)
+        })?;
         tracing::info!(volume = %name, "volume removed");
         Ok(())
     }

@@ -251,11 +251,17 @@ fn prepare(
                     let root = |m: &[arca_api::shim::IdMap]| {
                         m.iter().find(|m| m.container_id == 0).map(|m| m.host_id)
                     };
-                    let _ = std::os::unix::fs::lchown(
+                    std::os::unix::fs::lchown(
                         volumes.data_dir(name),
                         root(&ids.uid),
                         root(&ids.gid),
-                    );
+                    )
+                    .map_err(|e| {
+                        ApiError::from_internal(
+                            &format!("cannot give volume {name} to the container's root"),
+                            &e,
+                        )
+                    })?;
                 }
             }
             if p.copy_data {
@@ -398,7 +404,13 @@ impl Containers {
                     (path, None)
                 }
                 MountKind::Volume => {
-                    if self.volumes.get(&p.name).is_err() {
+                    // Made at create; made again only if it is really gone (a record that
+                    // cannot be read must not be replaced by one without its options).
+                    let gone = matches!(
+                        self.volumes.get(&p.name),
+                        Err(e) if e.kind == arca_model::ErrorKind::NotFound
+                    );
+                    if gone {
                         let mut labels = HashMap::new();
                         if p.anonymous {
                             labels.insert(ANONYMOUS_LABEL.to_owned(), String::new());
