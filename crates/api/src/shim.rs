@@ -242,7 +242,9 @@ pub struct MountConfig {
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub tmpfs: Option<String>,
     /// A bind's propagation (`rprivate`, `rshared`, `rslave`, `private`, `shared`,
-    /// `slave`); `None` = `rprivate`.
+    /// `slave`), set by the shim in the created container. `None`: left as libcontainer
+    /// attaches it (like the container's root: `rslave`); arcad names `rprivate`, Docker's
+    /// default, for user binds and volumes, and `None` for its own `/etc` files.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub propagation: Option<String>,
 }

@@ -344,6 +344,11 @@ impl Containers {
                 if r.is_err() && attachment.is_some() && !up {
                     self.networks.detach(rec.id.as_str()).await;
                 }
+                if r.is_err() && !up && self.volumes.holds_any(rec.id.as_str()) {
+                    // Volumes mounted for this start (driver options) are let go at once.
+                    let (volumes, id) = (self.volumes.clone(), rec.id.to_string());
+                    let _ = tokio::task::spawn_blocking(move || volumes.release_all(&id)).await;
+                }
                 r
             }
             Err(e) => Err(e),

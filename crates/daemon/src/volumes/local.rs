@@ -305,6 +305,11 @@ impl Volumes {
     }
 
     /// Releases every volume `holder` holds.
+    /// Whether `holder` holds any volume (no trip to the blocking pool when not).
+    pub fn holds_any(&self, holder: &str) -> bool {
+        self.holders.lock().values().any(|set| set.contains(holder))
+    }
+
     pub fn release_all(&self, holder: &str) {
         let names: Vec<String> = self
             .holders
