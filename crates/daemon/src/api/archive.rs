@@ -5,14 +5,12 @@
 use arca_api::shim::ArchiveOp;
 use axum::body::{Body, BodyDataStream};
 use axum::extract::{Path, State};
-use axum::http::{HeaderValue, StatusCode, header};
+use axum::http::{HeaderValue, StatusCode};
 use axum::response::Response;
 
 use super::AppState;
 use crate::error::{ApiError, ApiResult};
 use crate::query::Q;
-
-const STAT_HEADER: &str = "X-Docker-Container-Path-Stat";
 
 /// Docker's check: the path must be given.
 fn path_of(q: &Q) -> ApiResult<String> {
@@ -26,7 +24,8 @@ fn with_stat(mut r: Response, stat: Option<String>) -> Response {
     if let Some(stat) = stat {
         let encoded = arca_api::b64::encode(stat.as_bytes());
         if let Ok(v) = HeaderValue::from_str(&encoded) {
-            r.headers_mut().insert(STAT_HEADER, v);
+            r.headers_mut()
+                .insert(arca_store::archive::PATH_STAT_HEADER, v);
         }
     }
     r
@@ -51,17 +50,10 @@ pub async fn get(State(st): State<AppState>, Path(id): Path<String>, q: Q) -> Ap
         .containers
         .archive::<BodyDataStream>(&c, &id, ArchiveOp::Get { path }, None)
         .await?;
-    let body = match answer.tar {
-        Some(rx) => Body::from_stream(futures_util::stream::unfold(rx, |mut rx| async move {
-            rx.recv().await.map(|item| (item, rx))
-        })),
-        None => Body::empty(),
+    let r = match answer.tar {
+        Some(rx) => super::tar_stream::response(rx),
+        None => Response::new(Body::empty()),
     };
-    let mut r = Response::new(body);
-    r.headers_mut().insert(
-        header::CONTENT_TYPE,
-        HeaderValue::from_static("application/x-tar"),
-    );
     Ok(with_stat(r, answer.stat))
 }
 

@@ -16,6 +16,11 @@ const CHUNK: usize = 256 * 1024;
 /// `Err` to cut the response short (the client sees a truncated body).
 pub(crate) fn channel() -> (mpsc::Sender<io::Result<Bytes>>, Response) {
     let (tx, rx) = mpsc::channel::<io::Result<Bytes>>(4);
+    (tx, response(rx))
+}
+
+/// The `application/x-tar` response that streams what arrives on `rx`.
+pub(crate) fn response(rx: mpsc::Receiver<io::Result<Bytes>>) -> Response {
     let stream = futures_util::stream::unfold(rx, |mut rx| async move {
         rx.recv().await.map(|item| (item, rx))
     });
@@ -24,7 +29,7 @@ pub(crate) fn channel() -> (mpsc::Sender<io::Result<Bytes>>, Response) {
         header::CONTENT_TYPE,
         HeaderValue::from_static("application/x-tar"),
     );
-    (tx, r)
+    r
 }
 
 /// Buffers what a blocking producer writes and sends it in chunks; writing fails with
