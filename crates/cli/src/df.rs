@@ -164,12 +164,6 @@ fn summary_rows(du: &Value) -> Vec<Value> {
     ]
 }
 
-/// docker's `stringid.TruncateID`.
-fn truncate_id(id: &str) -> String {
-    let id = id.split_once(':').map_or(id, |(_, rest)| rest);
-    id.chars().take(12).collect()
-}
-
 /// A reference as docker shows it (`reference.FamiliarName`): the repository without
 /// `docker.io/` and `library/`, and the tag if there is one. The digest is dropped.
 fn familiar(reference: &str) -> (String, Option<String>) {
@@ -244,7 +238,7 @@ fn image_context(i: &Value, trunc: bool) -> Option<Value> {
     let created = int(&i["Created"]);
     let containers = i["Containers"].as_i64().unwrap_or(-1);
     Some(json!({
-        "ID": if trunc { truncate_id(id) } else { id.to_owned() },
+        "ID": if trunc { crate::format::truncate_id(id) } else { id.to_owned() },
         "Repository": repo,
         "Tag": tag,
         "Digest": "",
@@ -271,8 +265,8 @@ fn container_image(c: &Value, trunc: bool) -> String {
     if !trunc {
         return image.to_owned();
     }
-    let short = truncate_id(c["ImageID"].as_str().unwrap_or_default());
-    if short == truncate_id(image) {
+    let short = crate::format::truncate_id(c["ImageID"].as_str().unwrap_or_default());
+    if short == crate::format::truncate_id(image) {
         return short;
     }
     match familiar(image) {
@@ -322,7 +316,7 @@ fn container_context(c: &Value, trunc: bool) -> Value {
     networks.sort();
     let created = int(&c["Created"]);
     json!({
-        "ID": if trunc { truncate_id(id) } else { id.to_owned() },
+        "ID": if trunc { crate::format::truncate_id(id) } else { id.to_owned() },
         "Image": container_image(c, trunc),
         "Command": format!("{command:?}"),
         "CreatedAt": go_time(created),
@@ -676,6 +670,9 @@ mod tests {
             familiar("localhost:5000/app@sha256:abc"),
             ("localhost:5000/app".into(), None)
         );
-        assert_eq!(truncate_id("sha256:0123456789abcdef"), "0123456789ab");
+        assert_eq!(
+            crate::format::truncate_id("sha256:0123456789abcdef"),
+            "0123456789ab"
+        );
     }
 }

@@ -135,6 +135,22 @@ pub fn command_cell(cmd: &str) -> String {
     format!("\"{shown}\"")
 }
 
+/// docker's `prompt.Confirm`: the message, ` [y/N] `, then one line from stdin; only `y`
+/// (any case) confirms, end of input declines.
+pub fn confirm(message: &str) -> anyhow::Result<bool> {
+    print!("{message} [y/N] ");
+    std::io::Write::flush(&mut std::io::stdout())?;
+    let mut answer = String::new();
+    std::io::stdin().read_line(&mut answer)?;
+    Ok(answer.trim().eq_ignore_ascii_case("y"))
+}
+
+/// A 64-hex ID as docker shows it: the algorithm dropped, 12 characters.
+pub fn truncate_id(id: &str) -> String {
+    let id = id.split_once(':').map_or(id, |(_, rest)| rest);
+    id.chars().take(12).collect()
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

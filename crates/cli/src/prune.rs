@@ -4,8 +4,6 @@
 //! requests (`system prune`: containers, networks, volumes with `--volumes`, images, then
 //! the build cache) and prints what went and `Total reclaimed space: …`.
 
-use std::io::Write;
-
 use bytes::Bytes;
 use clap::{Args, Subcommand};
 use http_body_util::BodyExt;
@@ -73,16 +71,6 @@ impl PruneFilters {
             )
         }
     }
-}
-
-/// docker's `prompt.Confirm`: the message, ` [y/N] `, then one line from stdin; only `y`
-/// (any case) confirms, end of input declines.
-pub fn confirm(message: &str) -> anyhow::Result<bool> {
-    print!("{message} [y/N] ");
-    std::io::stdout().flush()?;
-    let mut answer = String::new();
-    std::io::stdin().read_line(&mut answer)?;
-    Ok(answer.trim().eq_ignore_ascii_case("y"))
 }
 
 async fn post(cli: &Cli, path: &str, query: &str) -> anyhow::Result<Value> {
@@ -222,7 +210,7 @@ pub async fn container(cli: &Cli, a: ContainerArgs) -> anyhow::Result<i32> {
         ContainerCommand::Prune(p) => {
             let f = PruneFilters::parse(&p.filters, "container prune")?;
             if !p.force
-                && !confirm(
+                && !crate::format::confirm(
                     "WARNING! This will remove all stopped containers.\nAre you sure you want to continue?",
                 )?
             {
@@ -249,7 +237,7 @@ pub async fn image_prune(
     } else {
         "WARNING! This will remove all dangling images.\nAre you sure you want to continue?"
     };
-    if !force && !confirm(warning)? {
+    if !force && !crate::format::confirm(warning)? {
         return Ok(0);
     }
     let (space, out) = images(cli, &f, all).await?;
@@ -328,7 +316,7 @@ pub async fn system_prune(cli: &Cli, a: SystemPruneArgs) -> anyhow::Result<i32> 
         )
         .into());
     }
-    if !a.force && !confirm(&system_warning(&a, &f))? {
+    if !a.force && !crate::format::confirm(&system_warning(&a, &f))? {
         return Ok(0);
     }
     let mut total = 0;

@@ -239,11 +239,7 @@ async fn prune(cli: &Cli, a: PruneArgs) -> anyhow::Result<i32> {
         } else {
             "WARNING! This will remove anonymous local volumes not used by at least one container.\nAre you sure you want to continue?"
         };
-        print!("{warning} [y/N] ");
-        std::io::stdout().flush()?;
-        let mut answer = String::new();
-        std::io::stdin().read_line(&mut answer)?;
-        if !answer.trim().eq_ignore_ascii_case("y") {
+        if !crate::format::confirm(warning)? {
             return Ok(0);
         }
     }

@@ -30,12 +30,6 @@ pub(super) struct LsArgs {
 
 const DEFAULT_TABLE: &str = "table {{.ID}}\t{{.Name}}\t{{.Driver}}\t{{.Scope}}";
 
-/// docker's `stringid.TruncateID`.
-fn truncate_id(id: &str) -> String {
-    let id = id.split_once(':').map_or(id, |(_, rest)| rest);
-    id.chars().take(12).collect()
-}
-
 /// Go's `time.Time.String()` of an RFC 3339 time (`2025-01-02 03:04:05.5 +0000 UTC`).
 fn go_time_string(rfc3339: &str) -> String {
     let Ok(t) = chrono::DateTime::parse_from_rfc3339(rfc3339) else {
@@ -84,7 +78,7 @@ fn row_context(n: &Value, trunc: bool) -> (Value, Value) {
         })
         .unwrap_or_default();
     let data = json!({
-        "ID": if trunc { truncate_id(&id) } else { id },
+        "ID": if trunc { crate::format::truncate_id(&id) } else { id },
         "Name": text("Name"),
         "Driver": text("Driver"),
         "Scope": text("Scope"),
@@ -210,6 +204,9 @@ mod tests {
             go_time_string("2025-01-02T03:04:05.120+02:00"),
             "2025-01-02 03:04:05.12 +0200 +0200"
         );
-        assert_eq!(truncate_id("sha256:0123456789abcdef"), "0123456789ab");
+        assert_eq!(
+            crate::format::truncate_id("sha256:0123456789abcdef"),
+            "0123456789ab"
+        );
     }
 }

@@ -22,7 +22,6 @@ pub(crate) use inspect::indent_json;
 mod ls;
 
 use std::collections::BTreeMap;
-use std::io::Write;
 
 use bytes::Bytes;
 use clap::{Args, Subcommand};
@@ -151,15 +150,6 @@ fn filters_query(filters: &[String]) -> anyhow::Result<Option<String>> {
     Ok((!map.is_empty()).then(|| query_escape(&json!(map).to_string())))
 }
 
-/// docker's `prompt.Confirm`: the question on stdout, `y` (any case) on stdin confirms.
-fn confirm(message: &str) -> anyhow::Result<bool> {
-    print!("{message} [y/N] ");
-    std::io::stdout().flush()?;
-    let mut answer = String::new();
-    std::io::stdin().read_line(&mut answer)?;
-    Ok(answer.trim().eq_ignore_ascii_case("y"))
-}
-
 /// `key=value` pairs (docker's `MapOpts`): a value without `=` is a key with no value.
 fn kv_map(values: &[String]) -> Map<String, Value> {
     values
@@ -197,7 +187,9 @@ async fn rm(cli: &Cli, a: RmArgs) -> anyhow::Result<i32> {
         // As docker: look first, to ask before removing a swarm's routing mesh.
         if let Ok(raw) = call(cli, hyper::Method::GET, &path, None).await {
             let v: Value = serde_json::from_slice(&raw).unwrap_or_default();
-            if v.get("Ingress") == Some(&Value::Bool(true)) && !confirm(INGRESS_WARNING)? {
+            if v.get("Ingress") == Some(&Value::Bool(true))
+                && !crate::format::confirm(INGRESS_WARNING)?
+            {
                 continue;
             }
         }
@@ -230,7 +222,7 @@ struct PruneArgs {
 async fn prune(cli: &Cli, a: PruneArgs) -> anyhow::Result<i32> {
     let query = filters_query(&a.filter)?;
     if !a.force
-        && !confirm(
+        && !crate::format::confirm(
             "WARNING! This will remove all custom networks not used by at least one container.\nAre you sure you want to continue?",
         )?
     {
