@@ -428,3 +428,49 @@ fn docker_cp_into_a_tmpfs_is_refused_and_archive_mode_keeps_owners() {
     );
     docker_ok(&d, &["rm", "-f", "t"]);
 }
+
+#[test]
+fn a_start_waits_for_a_copy_into_the_stopped_container() {
+    use std::io::{Read, Write};
+    use std::time::{Duration, Instant};
+    let d = Daemon::start();
+    d.load_busybox();
+    docker_ok(
+        &d,
+        &["create", "--name", "w", "busybox", "cat", "/tmp/late.txt"],
+    );
+    let tar = tar_of(&[("late.txt", tar::EntryType::Regular, "", b"arrived\n")]);
+    // A PUT whose body comes in two halves, the second one late.
+    let mut s = std::os::unix::net::UnixStream::connect(&d.socket).expect("connect");
+    let head = format!(
+        "PUT /containers/w/archive?path=/tmp HTTP/1.1\r\nHost: arca\r\nContent-Type: application/x-tar\r\nContent-Length: {}\r\nConnection: close\r\n\r\n",
+        tar.len()
+    );
+    s.write_all(head.as_bytes()).expect("head");
+    let (first, rest) = tar.split_at(512);
+    s.write_all(first).expect("first half");
+    let mut start = d
+        .client(common::DOCKER)
+        .args(["start", "-a", "w"])
+        .stdout(std::process::Stdio::piped())
+        .spawn()
+        .expect("docker start");
+    // The start must not get past the copy's lock while the archive is still coming.
+    let until = Instant::now() + Duration::from_millis(1500);
+    while Instant::now() < until {
+        assert!(
+            start.try_wait().expect("try_wait").is_none(),
+            "the start finished during the copy"
+        );
+        std::thread::sleep(Duration::from_millis(50));
+    }
+    s.write_all(rest).expect("second half");
+    let mut reply = String::new();
+    s.read_to_string(&mut reply).expect("reply");
+    assert!(reply.starts_with("HTTP/1.1 200"), "{reply}");
+    let out = start.wait_with_output().expect("start output");
+    assert!(out.status.success());
+    // It started after the copy, with the file in place.
+    assert_eq!(String::from_utf8_lossy(&out.stdout), "arrived\n");
+    docker_ok(&d, &["rm", "w"]);
+}
