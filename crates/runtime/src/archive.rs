@@ -24,7 +24,7 @@ use std::os::unix::fs::MetadataExt;
 use std::path::{Path, PathBuf};
 
 use arca_api::shim::{
-    ArchiveError, ArchiveErrorKind, ArchiveOp, ArchiveReply, ArchiveRequest, ArchiveRoot, IdMaps,
+    ArchiveError, ArchiveErrorKind, ArchiveOp, ArchiveReply, ArchiveRequest, ArchiveRoot,
     MountConfig,
 };
 use arca_store::archive as tarfs;
@@ -303,7 +303,7 @@ fn operate(req: &ArchiveRequest, out: &mut BufWriter<File>) -> Result<(), Failur
             let abs = absolute(path);
             // Errors from here on cut the stream short: the reply has been sent.
             let opts = tarfs::PackOptions {
-                id_map: req.userns.as_ref().map(id_mapping),
+                id_map: req.userns.as_ref().map(tarfs::IdMapping::from),
             };
             let packed = tarfs::pack_with(Path::new(&abs), &entry_base(path), &mut *out, &opts);
             if let Err(e) = packed.and_then(|w| w.flush()) {
@@ -331,7 +331,7 @@ fn operate(req: &ArchiveRequest, out: &mut BufWriter<File>) -> Result<(), Failur
             let opts = tarfs::ExtractOptions {
                 no_overwrite_dir_non_dir: *no_overwrite_dir_non_dir,
                 owner,
-                id_map: req.userns.as_ref().map(id_mapping),
+                id_map: req.userns.as_ref().map(tarfs::IdMapping::from),
                 allow_devices: false,
                 preserve_owner: true,
             };
@@ -402,21 +402,6 @@ fn owner_ids(user: &str) -> Result<(u32, u32), Failure> {
     let u = crate::user::resolve(user, passwd.as_deref(), group.as_deref())
         .map_err(|e| Failure::new(ArchiveErrorKind::Invalid, e.to_string()))?;
     Ok((u.uid, u.gid))
-}
-
-fn id_mapping(maps: &IdMaps) -> tarfs::IdMapping {
-    tarfs::IdMapping {
-        uids: maps
-            .uid
-            .iter()
-            .map(|m| (m.container_id, m.host_id, m.size))
-            .collect(),
-        gids: maps
-            .gid
-            .iter()
-            .map(|m| (m.container_id, m.host_id, m.size))
-            .collect(),
-    }
 }
 
 #[cfg(test)]

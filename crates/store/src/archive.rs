@@ -247,6 +247,21 @@ fn map_id(ranges: &[(u32, u32, u32)], id: u32, to_host: bool) -> Option<u32> {
     })
 }
 
+impl From<&arca_api::shim::IdMaps> for IdMapping {
+    /// The ranges of a container's user namespace as the shim protocol carries them.
+    fn from(maps: &arca_api::shim::IdMaps) -> Self {
+        let ranges = |m: &[arca_api::shim::IdMap]| {
+            m.iter()
+                .map(|r| (r.container_id, r.host_id, r.size))
+                .collect()
+        };
+        IdMapping {
+            uids: ranges(&maps.uid),
+            gids: ranges(&maps.gid),
+        }
+    }
+}
+
 impl IdMapping {
     /// Container IDs to host IDs (moby's `ToHost`).
     pub fn to_host(&self, uid: u32, gid: u32) -> Option<(u32, u32)> {
@@ -256,16 +271,8 @@ impl IdMapping {
         ))
     }
 
-    /// Host IDs to container IDs (moby's `ToContainer`).
-    pub fn to_container(&self, uid: u32, gid: u32) -> Option<(u32, u32)> {
-        Some((
-            map_id(&self.uids, uid, false)?,
-            map_id(&self.gids, gid, false)?,
-        ))
-    }
-
-    /// [`IdMapping::to_container`], each ID outside the maps becoming the kernel's overflow
-    /// ID (65534), as a process in the user namespace sees it.
+    /// Host IDs to container IDs (moby's `ToContainer`), each ID outside the maps becoming
+    /// the kernel's overflow ID (65534), as a process in the user namespace sees it.
     pub fn to_container_or_overflow(&self, uid: u32, gid: u32) -> (u32, u32) {
         const OVERFLOW: u32 = 65534;
         (

@@ -258,10 +258,7 @@ impl Containers {
             root,
             mounts,
             readonly_rootfs: h.readonly_rootfs.unwrap_or(false),
-            userns: match h.userns_mode.as_deref().unwrap_or("") {
-                "host" => None,
-                _ => self.settings.userns_remap.clone(),
-            },
+            userns: self.userns_of(h),
         })
     }
 

@@ -177,14 +177,6 @@ pub fn summaries(rec: &ContainerRecord, volumes: &Volumes) -> Vec<docker::MountP
         .collect()
 }
 
-/// The user-namespace ID map a container runs with, if any.
-fn userns_of(c: &Containers, h: &HostConfig) -> Option<IdMaps> {
-    match h.userns_mode.as_deref() {
-        Some("host") => None,
-        _ => c.settings.userns_remap.clone(),
-    }
-}
-
 fn invalid_error(e: seed::SeedError) -> ApiError {
     match e {
         seed::SeedError::Io { .. } | seed::SeedError::Extract { .. } => {
@@ -362,7 +354,7 @@ impl Containers {
             return Ok(());
         }
         let h = c.snapshot().host_config;
-        let ids = userns_of(self, &h);
+        let ids = self.userns_of(&h);
         let (volumes, store) = (self.volumes.clone(), self.store.clone());
         let (image, id) = (image.clone(), c.id.clone());
         let made = tokio::task::spawn_blocking(move || {

@@ -221,16 +221,25 @@ impl Containers {
                 }
             })
         };
-        let userns = match h.userns_mode.as_deref().unwrap_or("") {
-            "host" => None,
-            _ => self.settings.userns_remap.clone(),
-        };
+        let userns = self.userns_of(h);
         Ok(NamespacesConfig {
             pid: resolve(NsKind::Pid)?,
             ipc: resolve(NsKind::Ipc)?,
             uts: resolve(NsKind::Uts)?,
             userns,
         })
+    }
+
+    /// The user namespace a container gets: arcad's `--userns-remap`, unless it asked for
+    /// `--userns host`.
+    pub(super) fn userns_of(
+        &self,
+        h: &arca_api::docker::HostConfig,
+    ) -> Option<arca_api::shim::IdMaps> {
+        match h.userns_mode.as_deref() {
+            Some("host") => None,
+            _ => self.settings.userns_remap.clone(),
+        }
     }
 
     /// The init binary for `--init`, checked to exist.

@@ -24,7 +24,7 @@ use std::path::{Path, PathBuf};
 
 use std::io::Write;
 
-use arca_api::shim::{IdMap, IdMaps};
+use arca_api::shim::IdMaps;
 use arca_store::archive::{ExtractOptions, IdMapping, extract};
 
 #[derive(Debug, thiserror::Error)]
@@ -290,19 +290,6 @@ impl<W: Write> Packer<W> {
     }
 }
 
-/// Container→host ID ranges as the store's extraction takes them.
-fn id_mapping(ids: &IdMaps) -> IdMapping {
-    let ranges = |maps: &[IdMap]| {
-        maps.iter()
-            .map(|m| (m.container_id, m.host_id, m.size))
-            .collect::<Vec<_>>()
-    };
-    IdMapping {
-        uids: ranges(&ids.uid),
-        gids: ranges(&ids.gid),
-    }
-}
-
 /// Copies the merged directory `src` into `dst` (an existing, empty directory), which takes
 /// `src`'s owner, mode, times and extended attributes, as Docker's copy does. `ids`: the
 /// container's user namespace map, to shift owners into.
@@ -311,7 +298,7 @@ pub fn copy_into(src: &MergedDir, dst: &Path, ids: Option<&IdMaps>) -> Result<()
     let opts = ExtractOptions {
         no_overwrite_dir_non_dir: false,
         owner: None,
-        id_map: ids.map(id_mapping),
+        id_map: ids.map(IdMapping::from),
         allow_devices: true,
         preserve_owner: true,
     };
@@ -340,7 +327,7 @@ pub fn copy_into(src: &MergedDir, dst: &Path, ids: Option<&IdMaps>) -> Result<()
     let top = &src.layers[0];
     let m = fs::symlink_metadata(top).map_err(io_err(top))?;
     let (uid, gid) = match ids {
-        Some(ids) => id_mapping(ids)
+        Some(ids) => IdMapping::from(ids)
             .to_host(m.uid(), m.gid())
             .unwrap_or((m.uid(), m.gid())),
         None => (m.uid(), m.gid()),
@@ -482,12 +469,12 @@ mod tests {
             panic!("dir");
         };
         let maps = IdMaps {
-            uid: vec![IdMap {
+            uid: vec![arca_api::shim::IdMap {
                 container_id: 0,
                 host_id: 100_000,
                 size: 65536,
             }],
-            gid: vec![IdMap {
+            gid: vec![arca_api::shim::IdMap {
                 container_id: 0,
                 host_id: 200_000,
                 size: 65536,
