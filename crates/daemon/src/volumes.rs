@@ -85,12 +85,17 @@ pub fn is_anonymous(rec: &VolumeRecord) -> bool {
         || (rec.name.len() == 64 && rec.name.bytes().all(|b| b.is_ascii_hexdigit()))
 }
 
+/// Prefix of a removed volume's directory while it is deleted (not a valid volume name).
+const REMOVING: &str = ".removing-";
+
 impl Volumes {
     pub fn new(root: &Path) -> Volumes {
-        Volumes {
+        let v = Volumes {
             dir: root.join("volumes"),
             holders: Arc::default(),
-        }
+        };
+        v.sweep_removed();
+        v
     }
 
     fn meta(&self, name: &str) -> PathBuf {
@@ -181,20 +186,39 @@ impl Volumes {
     }
 
     /// Deletes a volume and its data: its `_data` unmounted first (never deleted through a
-    /// mount), then the record (it is no longer listed), then the directory. A volume a
+    /// mount), then the whole directory renamed out of the way in one step (the volume is
+    /// gone: not listed, and a new volume of the same name starts empty), then deleted. What
+    /// a failed or interrupted deletion leaves is removed when arcad starts. A volume a
     /// starting or running container holds mounted is not removed.
     pub fn remove(&self, name: &str) -> ApiResult<()> {
         self.get(name)?;
         let dir = self.dir.join(name);
+        let trash = self
+            .dir
+            .join(format!("{REMOVING}{name}-{}", arca_model::random_hex(8)));
         let no_mounts = self.unmount_for_removal(name, &dir)?;
-        std::fs::remove_file(self.meta(name))
+        std::fs::rename(&dir, &trash)
             .map_err(|e| ApiError::from_internal(&format!("cannot remove volume {name}"), &e))?;
         drop(no_mounts);
-        std::fs::remove_dir_all(&dir).map_err(|e| {
-            ApiError::from_internal(&format!("cannot remove the data of volume {name}"), &e)
-        })?;
+        if let Err(e) = std::fs::remove_dir_all(&trash) {
+            tracing::warn!(volume = %name, error = %e, "the removed volume's data is deleted at the next start");
+        }
         tracing::info!(volume = %name, "volume removed");
         Ok(())
+    }
+
+    /// Deletes what removals left behind (arcad stopped or failed halfway).
+    fn sweep_removed(&self) {
+        let Ok(entries) = std::fs::read_dir(&self.dir) else {
+            return;
+        };
+        for e in entries.flatten() {
+            if e.file_name().to_string_lossy().starts_with(REMOVING)
+                && let Err(err) = std::fs::remove_dir_all(e.path())
+            {
+                tracing::warn!(path = %e.path().display(), error = %err, "cannot delete a removed volume's data");
+            }
+        }
     }
 
     /// Docker's `Volume` object.
@@ -283,5 +307,29 @@ mod tests {
             .expect("create");
         assert_eq!(v.get("tmp").expect("get").options, rec.options);
         assert_eq!(rec.options["o"], "size=1m");
+    }
+
+    #[test]
+    fn a_removed_volume_leaves_nothing_and_an_interrupted_removal_is_finished_at_start() {
+        let tmp = tempfile::tempdir().expect("tempdir");
+        let v = Volumes::new(tmp.path());
+        v.create(Some("gone"), None, HashMap::new(), HashMap::new())
+            .expect("create");
+        std::fs::write(v.data_dir("gone").join("f"), b"old").expect("write");
+        v.remove("gone").expect("remove");
+        let left: Vec<_> = std::fs::read_dir(tmp.path().join("volumes"))
+            .expect("dir")
+            .collect();
+        assert!(left.is_empty(), "{left:?}");
+        // A new volume of the same name starts empty.
+        v.create(Some("gone"), None, HashMap::new(), HashMap::new())
+            .expect("again");
+        assert!(!v.data_dir("gone").join("f").exists());
+        // What a crash in the middle of a removal left is deleted at the next start.
+        let trash = tmp.path().join("volumes").join(".removing-x-0123");
+        std::fs::create_dir_all(trash.join("_data")).expect("mkdir");
+        let v = Volumes::new(tmp.path());
+        assert!(!trash.exists());
+        assert!(v.get("gone").is_ok(), "other volumes untouched");
     }
 }
