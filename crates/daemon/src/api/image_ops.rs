@@ -351,6 +351,9 @@ pub async fn system_df(State(st): State<AppState>, q: Q) -> ApiResult<Response> 
             out.insert("Containers".into(), Value::Array(containers));
         }
         if want_volumes {
+            // RefCount: the containers (any state) whose mount points use it, as `/volumes`
+            // decides "in use".
+            let refs = mount_points::refs_of(records.iter().cloned());
             // As Docker, volumes with driver options (mounted from elsewhere) are left out.
             let volumes: Vec<Value> = vols
                 .list()
@@ -359,16 +362,7 @@ pub async fn system_df(State(st): State<AppState>, q: Q) -> ApiResult<Response> 
                 .map(|rec| {
                     let mut v = vols.view(rec);
                     let size = disk_usage(&vols.data_dir(&rec.name)).map_or(-1, |s| s as i64);
-                    // RefCount: the containers (any state) whose mount points use it, as
-                    // `/volumes` decides "in use".
-                    let refs = records
-                        .iter()
-                        .filter(|r| {
-                            mount_points::of(r).iter().any(|p| {
-                                p.kind == mount_points::MountKind::Volume && p.name == rec.name
-                            })
-                        })
-                        .count();
+                    let refs = refs.get(&rec.name).copied().unwrap_or(0);
                     v["UsageData"] = json!({"Size": size, "RefCount": refs});
                     v
                 })

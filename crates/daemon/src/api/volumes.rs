@@ -71,12 +71,13 @@ pub async fn list(State(st): State<AppState>, q: Q) -> ApiResult<Json<Value>> {
         Some(o) => return Err(ApiError::invalid(format!("invalid filter 'dangling={o}'"))),
     };
     let vols = st.containers.volumes.clone();
+    let refs = st.containers.volume_refs();
     let mut out = Vec::new();
     for rec in vols.list() {
         let ok = f.any("name", |n| rec.name.contains(n))
             && f.any("driver", |d| d == rec.driver)
             && f.labels_match(&rec.labels)
-            && dangling.is_none_or(|d| d == users(&st, &rec.name).is_empty());
+            && dangling.is_none_or(|d| d != refs.contains_key(&rec.name));
         if ok {
             out.push(vols.view(&rec));
         }
@@ -136,13 +137,14 @@ pub async fn prune(State(st): State<AppState>, q: Q) -> ApiResult<Json<Value>> {
             .and_then(|v| v.first())
             .is_some_and(|v| v == "true" || v == "1");
     let vols = st.containers.volumes.clone();
+    let refs = st.containers.volume_refs();
     let candidates: Vec<VolumeRecord> = vols
         .list()
         .into_iter()
         .filter(|r| (all || crate::volumes::is_anonymous(r)) && f.labels_match(&r.labels))
         .filter(|r| !super::prune::excluded_by_not_labels(&f, &r.labels))
         .filter(|r| r.options.is_empty())
-        .filter(|r| users(&st, &r.name).is_empty())
+        .filter(|r| !refs.contains_key(&r.name))
         .collect();
     let (deleted, space) = tokio::task::spawn_blocking(move || {
         let mut deleted = Vec::new();

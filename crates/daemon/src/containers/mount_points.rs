@@ -436,6 +436,12 @@ impl Containers {
     }
 
     /// The IDs of the containers (any state) whose mount points use volume `name`.
+    /// How many containers (any state) use each volume, counted in one pass (list, prune
+    /// and df ask for every volume at once).
+    pub fn volume_refs(&self) -> HashMap<String, usize> {
+        refs_of(self.all().iter().map(|c| c.snapshot()))
+    }
+
     pub fn volume_users(&self, name: &str) -> Vec<String> {
         self.all()
             .iter()
@@ -566,6 +572,22 @@ impl Containers {
             }
         });
     }
+}
+
+/// Volume name → how many of `records` use it (a container counts once per volume).
+pub fn refs_of(records: impl IntoIterator<Item = ContainerRecord>) -> HashMap<String, usize> {
+    let mut refs = HashMap::new();
+    for r in records {
+        let names: HashSet<String> = of(&r)
+            .into_iter()
+            .filter(|p| p.kind == MountKind::Volume)
+            .map(|p| p.name)
+            .collect();
+        for n in names {
+            *refs.entry(n).or_insert(0) += 1;
+        }
+    }
+    refs
 }
 
 #[cfg(test)]
